@@ -1,0 +1,279 @@
+"""Command line: parse arguments, call a library function, turn SentinelError into a message + exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sentinel import __version__, logs
+from sentinel.clock import utc_now
+from sentinel.config import Settings, find_config, load_settings
+from sentinel.errors import ConfigError, SentinelError
+from sentinel.store import open_store
+from sentinel.store import state as state_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class _Group(click.Group):
+    """Turns every SentinelError into one readable message and the error's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SentinelError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            sys.exit(exc.exit_code)
+
+
+class _App:
+    def __init__(self, config: Path | None) -> None:
+        self.config_path = find_config(config)
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+            logs.setup(self._settings.logging.level, self._settings.logging.format)
+        return self._settings
+
+
+pass_app = click.make_pass_decorator(_App)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="config.toml to read [default: $SENTINEL_CONFIG, ./config.toml, /etc/sentinel/config.toml].",
+)
+@click.version_option(__version__, prog_name="sentinel")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None) -> None:
+    """Sentinel watches the spend flowing through LiteLLM proxies and says when money goes where it should not.
+
+    \b
+    Try it with no setup:   sentinel demo
+    Read a proxy:           sentinel sync --since 2026-01-01   (then plain `sentinel sync` to poll)
+    See what is stored:     sentinel status
+    """
+    logs.setup()
+    ctx.obj = _App(config)
+
+
+def _parse_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from None
+
+
+def _db_option(fn: F) -> F:
+    return click.option(
+        "--db",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="SQLite store to use [default: store.path from the config].",
+    )(fn)
+
+
+@main.command()
+@click.option("--since", callback=_parse_day, metavar="DATE", help="Backfill every UTC day from DATE to today.")
+@click.option("--source", "names", multiple=True, metavar="NAME", help="Only this source (repeatable).")
+@_db_option
+@pass_app
+def sync(app: _App, since: date | None, names: tuple[str, ...], db: Path | None) -> None:
+    """Read daily spend from every configured proxy into the store.
+
+    Without --since: poll (re-read the last few days, which still change, and fill any gap).
+    With --since: backfill in chunks, resumable after a crash or Ctrl-C.
+    """
+    from sentinel.sync import open_client, sync_source
+
+    settings = app.settings
+    sources = [settings.source(n) for n in names] if names else list(settings.sources)
+    if not sources:
+        raise ConfigError(
+            f"no [[sources]] configured ({app.config_path or 'no config file found'}); "
+            "see config.example.toml, or try `sentinel demo`"
+        )
+    store = open_store(db or settings.store.resolved_path())
+    failed = 0
+    for src in sources:
+        now = utc_now()
+        try:
+            client = open_client(src, settings.sync, store)
+        except ConfigError as exc:
+            failed += 1
+            err.print(f"[red]{src.name}:[/] {exc}")
+            continue
+        with client, _progress(src.name, since) as progress:
+            result = sync_source(store, client, settings.sync, now, since=since, progress=progress)
+        if result.error:
+            failed += 1
+            err.print(f"[red]{src.name}: sync failed:[/] {result.error}")
+        else:
+            out.print(
+                f"{src.name}: {result.mode} {result.start}..{result.end}: {result.days} days, {result.rows} rows, "
+                f"{result.calls} calls, {result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s"
+            )
+    if failed:
+        sys.exit(5)
+
+
+class _progress:
+    """A rich progress bar (days, ETA) on a terminal; a log line per chunk otherwise."""
+
+    def __init__(self, name: str, since: date | None) -> None:
+        self.name = name
+        self.enabled = since is not None
+        self.bar: Progress | None = None
+        self.task: Any = None
+
+    def __enter__(self) -> Callable[[int, int, int, float], None] | None:
+        if not self.enabled:
+            return None
+        if err.is_terminal:
+            self.bar = Progress(
+                TextColumn(f"backfill {self.name}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("days"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=err,
+            )
+            self.bar.start()
+        return self.update
+
+    def update(self, done: int, total: int, chunk: int, seconds: float) -> None:
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task("backfill", total=total, completed=done - chunk)
+            self.bar.update(self.task, completed=done, total=total)
+        else:
+            err.print(f"backfill {self.name}: {done}/{total} days ({chunk} in {seconds:.1f}s)")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_db_option
+@pass_app
+def status(app: _App, fmt: str, db: Path | None) -> None:
+    """Per source: last successful poll, days stored, date range, last error."""
+    settings = app.settings
+    store = open_store(db or settings.store.resolved_path())
+    names = sorted({s.name for s in settings.sources} | set(state_store.known_sources(store)))
+    rows = [state_store.source_status(store, n) for n in names]
+    if fmt == "json":
+        doc = [
+            {
+                "source": r.source,
+                "last_success_at": r.state.last_success_at,
+                "last_poll_at": r.state.last_poll_at,
+                "last_error": r.state.last_error,
+                "last_error_at": r.state.last_error_at,
+                "days_stored": r.days_stored,
+                "final_days": r.final_days,
+                "first_day": r.first_day,
+                "last_day": r.last_day,
+                "backfill_since": r.state.backfill_since,
+                "backfill_cursor": r.state.backfill_cursor,
+                "backfill_done_at": r.state.backfill_done_at,
+                "api_calls": r.audit_calls,
+            }
+            for r in rows
+        ]
+        click.echo(json.dumps(doc, indent=2))
+        return
+    if not rows:
+        out.print("no sources configured or synced yet")
+        return
+    table = Table(title="Sentinel sources")
+    for col in ("source", "last success", "days stored", "range", "backfill", "last error"):
+        table.add_column(col)
+    for r in rows:
+        backfill = "-"
+        if r.state.backfill_since:
+            backfill = "done" if r.state.backfill_done_at else f"at {r.state.backfill_cursor or r.state.backfill_since}"
+        error = r.state.last_error if r.state.last_error else "-"
+        table.add_row(
+            r.source,
+            r.state.last_success_at or "never",
+            f"{r.days_stored} ({r.final_days} final)",
+            f"{r.first_day}..{r.last_day}" if r.first_day else "-",
+            backfill,
+            error,
+        )
+    out.print(table)
+
+
+@main.command()
+@click.option("--port", type=int, default=4000, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--users", type=int, default=40, show_default=True)
+@click.option("--teams", type=int, default=5, show_default=True)
+@click.option("--days", type=int, default=90, show_default=True, help="Days of history, ending today (UTC).")
+@click.option("--api-key", default="sk-sim-master", show_default=True, help="The bearer key it accepts.")
+@click.option("--access-log", type=click.Path(path_type=Path, dir_okay=False), help="Append requests as JSON lines.")
+@click.option("--now", "now_iso", hidden=True, help="Pin the simulated clock (ISO time, UTC); for tests.")
+@click.option("--latency", type=float, default=0.0, hidden=True, help="Seconds added to every answer; for tests.")
+def simulate(
+    port: int,
+    seed: int,
+    users: int,
+    teams: int,
+    days: int,
+    api_key: str,
+    access_log: Path | None,
+    now_iso: str | None,
+    latency: float,
+) -> None:
+    """Serve a LiteLLM-compatible API over synthetic, seeded traffic (for trying Sentinel out).
+
+    Only 127.0.0.1 is bound. Point a [[sources]] entry at it with the --api-key value.
+    """
+    from datetime import UTC, datetime
+
+    from sentinel.simulator import Faults, TrafficConfig, serve_forever
+
+    now = datetime.fromisoformat(now_iso).astimezone(UTC) if now_iso else None
+    cfg = TrafficConfig(
+        seed=seed, users=users, teams=teams, days=days, **({"today": now.date(), "now": now} if now else {})
+    )
+    faults = Faults()
+    faults.latency_s = latency
+    serve_forever("127.0.0.1", port, cfg, api_key=api_key, access_log=access_log, faults=faults)
+
+
+@main.command()
+@click.option("--db", type=click.Path(path_type=Path, dir_okay=False), help="Keep the store here [default: temporary].")
+@click.option("--days", type=int, default=90, show_default=True)
+@click.option("--users", type=int, default=60, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(db: Path | None, days: int, users: int, seed: int) -> None:
+    """Start the built-in simulator, sync its history into SQLite and show what was stored. No setup needed."""
+    from sentinel.demo import print_summary, run_demo
+
+    summary = run_demo(db=db, days=days, users=users, seed=seed)
+    print_summary(summary, out)

@@ -1,0 +1,487 @@
+"""Read-only client for one LiteLLM proxy: endpoints, pagination, error classes, retries.
+
+Only GETs on the allowlisted read endpoints leave through the egress guard (sentinel.egress).
+Errors are classified once, here (API.md §7): 401/403/400/422 and "DB not connected" become
+operator errors and are not retried; timeouts, connection errors, 429 (honouring Retry-After) and
+5xx are retried with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import httpx
+import orjson
+import tenacity
+
+from sentinel.errors import (
+    AuthenticationFailed,
+    MalformedResponse,
+    PermissionDenied,
+    ProxyHasNoDatabase,
+    ProxyUnavailable,
+    RequestRejected,
+    SourceError,
+)
+from sentinel.models import Budget, DailyActivity, KeyRecord, TeamRecord, UserRecord
+from sentinel.source.parse import ActivityFold
+
+log = logging.getLogger(__name__)
+
+Route = Literal["user", "team"]
+
+# Substrings LiteLLM uses, across versions and routes, when it runs without a database.
+_NO_DB_MARKERS = (
+    "db not connected",
+    "database not connected",
+    "no db connected",
+    "no connected db",
+    "prisma client is not initialized",
+    "no_db_connection",
+)
+_MAX_PAGES = 100_000  # a runaway has_more must not loop forever
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPolicy:
+    """How to read (from SyncSettings; kept separate so the client does not import config)."""
+
+    prefer_aggregated: bool = True
+    page_size: int = 1000
+    api_key_limit: int = 1000
+    max_attempts: int = 5
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+
+
+@dataclass
+class CallStats:
+    calls: int = 0
+    bytes: int = 0
+    retries: int = 0
+
+
+@dataclass
+class _Capabilities:
+    # Learnt per run: an old proxy lacks /aggregated (404); a big one has more keys than the cap.
+    aggregated: dict[str, bool] = field(default_factory=lambda: {"user": True, "team": True})
+    keys_exceed_cap: bool = False
+    v2_team_list: bool = True
+
+
+class LiteLLMClient:
+    def __init__(
+        self,
+        name: str,
+        http: httpx.Client,
+        policy: ClientPolicy = ClientPolicy(),
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.name = name
+        self._http = http
+        self.policy = policy
+        self._sleep = sleep
+        self._caps = _Capabilities()
+        self.stats = CallStats()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LiteLLMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- transport -------------------------------------------------------------------------
+
+    def get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
+        """GET a JSON body with retries; raises a classified SourceError."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, SourceError) and e.retryable),
+            stop=tenacity.stop_after_attempt(self.policy.max_attempts),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(self._get_once, path, params)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        backoff = tenacity.wait_exponential_jitter(initial=self.policy.retry_initial_s, max=self.policy.retry_max_s)(
+            state
+        )
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            # The proxy said how long to wait; never sooner, and never absurdly long.
+            return float(max(backoff, min(retry_after, 300.0)))
+        return float(backoff)
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0
+        log.warning("source %s: %s; retry %d in %.1fs", self.name, exc, state.attempt_number, wait)
+
+    def _get_once(self, path: str, params: Mapping[str, str | int] | None) -> Any:
+        try:
+            response = self._http.get(path, params=dict(params or {}))
+        except httpx.TimeoutException:
+            raise ProxyUnavailable(f"source {self.name!r}: {path} timed out", source=self.name) from None
+        except httpx.TransportError as exc:
+            raise ProxyUnavailable(
+                f"source {self.name!r}: cannot reach the proxy ({type(exc).__name__})", source=self.name
+            ) from None
+        self.stats.calls += 1
+        self.stats.bytes += len(response.content)
+        if response.status_code >= 400:
+            raise self._classify(path, response)
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise MalformedResponse(
+                f"source {self.name!r}: {path} answered {response.status_code} with a body that is not JSON "
+                f"({len(response.content)} bytes)",
+                source=self.name,
+                status=response.status_code,
+            ) from None
+
+    def _classify(self, path: str, response: httpx.Response) -> SourceError:
+        status = response.status_code
+        kind, message = _error_text(response)
+        lowered = f"{kind} {message}".lower()
+        where = f"source {self.name!r}: GET {path} -> {status}"
+        if any(marker in lowered for marker in _NO_DB_MARKERS):
+            return ProxyHasNoDatabase(
+                f"{where}: the proxy has no database connected, so it keeps no spend history "
+                f"({message}). Set DATABASE_URL on the proxy.",
+                source=self.name,
+                status=status,
+            )
+        if status == 401:
+            return AuthenticationFailed(
+                f"{where}: authentication failed ({message or kind}). Check the key this source reads "
+                "(api_key_env / api_key_credential): it must be a proxy_admin_viewer key or the master key.",
+                source=self.name,
+                status=status,
+            )
+        if status == 403:
+            return PermissionDenied(
+                f"{where}: the key is not allowed to read this ({message or kind}). Give its user the "
+                "proxy_admin_viewer role.",
+                source=self.name,
+                status=status,
+            )
+        if status == 429 or status >= 500:
+            return ProxyUnavailable(
+                f"{where}: {message or 'proxy error'}",
+                source=self.name,
+                status=status,
+                retry_after=_retry_after(response),
+            )
+        return RequestRejected(
+            f"{where}: the proxy rejected the request: {message or kind}", source=self.name, status=status
+        )
+
+    # ---- daily activity --------------------------------------------------------------------
+
+    def daily_activity(
+        self, route: Route, start: date, end: date, *, unsettled: frozenset[date] = frozenset()
+    ) -> DailyActivity:
+        """Every fact of ``route`` for the UTC days start..end (inclusive), merged across pages.
+
+        ``unsettled`` days (today, and yesterday shortly after midnight) still grow; on the
+        paginated route they are read one day per scan, so rows inserted meanwhile cannot shift
+        the offsets of settled days.
+        """
+        calls0, bytes0 = self.stats.calls, self.stats.bytes
+        fold = ActivityFold(route, self.name)
+        done = False
+        if (
+            self.policy.prefer_aggregated
+            and self._caps.aggregated[route]
+            and not (route == "user" and self._caps.keys_exceed_cap)
+        ):
+            done = self._aggregated(route, start, end, fold)
+        if not done:
+            fold = ActivityFold(route, self.name)
+            settled_ranges, single_days = _split_unsettled(start, end, unsettled)
+            for lo, hi in settled_ranges:
+                self._paginated(route, lo, hi, fold)
+            for day in single_days:
+                self._paginated(route, day, day, fold)
+        days = tuple(start + timedelta(days=i) for i in range((end - start).days + 1))
+        return DailyActivity(
+            dates=days,
+            facts=tuple(fold.facts()),
+            keys=tuple(fold.keys.values()),
+            aliases=dict(fold.aliases),
+            bytes_read=self.stats.bytes - bytes0,
+            calls=self.stats.calls - calls0,
+        )
+
+    def _aggregated(self, route: Route, start: date, end: date, fold: ActivityFold) -> bool:
+        # The team route is only stored per team, so ask it for the smallest per-key maps.
+        limit = self.policy.api_key_limit if route == "user" else 1
+        try:
+            body = self.get(
+                f"/{route}/daily/activity/aggregated",
+                {"start_date": start.isoformat(), "end_date": end.isoformat(), "api_key_limit": limit},
+            )
+        except RequestRejected as exc:
+            if exc.status == 404:
+                log.info(
+                    "source %s: /%s/daily/activity/aggregated not served; using the paginated route",
+                    self.name,
+                    route,
+                )
+                self._caps.aggregated[route] = False
+                return False
+            raise
+        if route == "user" and _keys_truncated(body, limit):
+            # Per-key maps are capped at the top `limit` keys; only the paginated route is complete.
+            log.info("source %s: more than %d keys in range; reading per-key detail page by page", self.name, limit)
+            self._caps.keys_exceed_cap = True
+            return False
+        fold.add_page(body)
+        return True
+
+    def _paginated(self, route: Route, start: date, end: date, fold: ActivityFold) -> None:
+        params: dict[str, str | int] = {
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+            "page_size": self.policy.page_size,
+        }
+        for page in range(1, _MAX_PAGES + 1):
+            params["page"] = page
+            body = self.get(f"/{route}/daily/activity", params)
+            fold.add_page(body)
+            meta = body.get("metadata") if isinstance(body, Mapping) else None
+            if not isinstance(meta, Mapping) or not meta.get("has_more"):
+                return
+        raise MalformedResponse(f"source {self.name!r}: {route} activity never stopped paging", source=self.name)
+
+    # ---- entities and budgets ---------------------------------------------------------------
+
+    def users(self) -> list[UserRecord]:
+        out: list[UserRecord] = []
+        for row in self._pages("/user/list", "users", {"page_size": 100}, "page"):
+            uid = row.get("user_id")
+            if not uid:
+                continue
+            teams = row.get("teams") or []
+            out.append(
+                UserRecord(
+                    user_id=str(uid),
+                    alias=_opt_str(row.get("user_alias")),
+                    role=_opt_str(row.get("user_role")),
+                    teams=tuple(str(t) for t in teams if t),
+                    budget=_budget(row, soft=None),
+                )
+            )
+        return out
+
+    def teams(self) -> list[TeamRecord]:
+        rows: list[Mapping[str, Any]]
+        if self._caps.v2_team_list:
+            try:
+                rows = list(self._pages("/v2/team/list", "teams", {"page_size": 100}, "page"))
+            except RequestRejected as exc:
+                if exc.status != 404:
+                    raise
+                self._caps.v2_team_list = False
+        if not self._caps.v2_team_list:
+            body = self.get("/team/list")
+            if not isinstance(body, list):
+                raise MalformedResponse(f"source {self.name!r}: /team/list is not a JSON array", source=self.name)
+            rows = [r for r in body if isinstance(r, Mapping)]
+        out: list[TeamRecord] = []
+        for row in rows:
+            tid = row.get("team_id")
+            if not tid:
+                continue
+            members = row.get("members_with_roles") or []
+            member_ids = tuple(str(m.get("user_id")) for m in members if isinstance(m, Mapping) and m.get("user_id"))
+            admins = tuple(
+                str(m.get("user_id"))
+                for m in members
+                if isinstance(m, Mapping) and m.get("user_id") and m.get("role") == "admin"
+            )
+            limits = row.get("budget_limits") or []
+            out.append(
+                TeamRecord(
+                    team_id=str(tid),
+                    alias=_opt_str(row.get("team_alias")),
+                    members=member_ids,
+                    admins=admins,
+                    budget=_budget(row, soft=row.get("soft_budget")),
+                    budget_limits=tuple(dict(x) for x in limits if isinstance(x, Mapping)),
+                )
+            )
+        return out
+
+    def keys(self) -> list[KeyRecord]:
+        out: list[KeyRecord] = []
+        params: dict[str, str | int] = {"size": 100, "return_full_object": "true"}
+        for row in self._pages("/key/list", "keys", params, "page", page_total="total_pages"):
+            token = row.get("token")
+            if not token:
+                continue
+            table = row.get("litellm_budget_table")
+            # A key's soft budget lives in its budget table (API.md §5.1), not on the key row.
+            soft = table.get("soft_budget") if isinstance(table, Mapping) else None
+            out.append(
+                KeyRecord(
+                    token=str(token),
+                    alias=_opt_str(row.get("key_alias")),
+                    user_id=_opt_str(row.get("user_id")),
+                    team_id=_opt_str(row.get("team_id")),
+                    blocked=bool(row.get("blocked")),
+                    budget=_budget(row, soft=soft if soft is not None else row.get("soft_budget")),
+                )
+            )
+        return out
+
+    def readiness(self) -> Mapping[str, Any]:
+        body = self.get("/health/readiness")
+        return body if isinstance(body, Mapping) else {}
+
+    def _pages(
+        self,
+        path: str,
+        items: str,
+        params: Mapping[str, str | int],
+        page_param: str,
+        page_total: str = "total_pages",
+    ) -> Iterator[Mapping[str, Any]]:
+        page = 1
+        while page <= _MAX_PAGES:
+            body = self.get(path, {**params, page_param: page})
+            if not isinstance(body, Mapping) or not isinstance(body.get(items), list):
+                raise MalformedResponse(f"source {self.name!r}: {path} has no {items!r} list", source=self.name)
+            rows = body[items]
+            for row in rows:
+                if isinstance(row, Mapping):
+                    yield row
+            total = body.get(page_total)
+            if not rows or not isinstance(total, int) or page >= total:
+                return
+            page += 1
+
+
+def _split_unsettled(start: date, end: date, unsettled: frozenset[date]) -> tuple[list[tuple[date, date]], list[date]]:
+    ranges: list[tuple[date, date]] = []
+    singles: list[date] = []
+    lo: date | None = None
+    day = start
+    while day <= end:
+        if day in unsettled:
+            if lo is not None:
+                ranges.append((lo, day - timedelta(days=1)))
+                lo = None
+            singles.append(day)
+        elif lo is None:
+            lo = day
+        day += timedelta(days=1)
+    if lo is not None:
+        ranges.append((lo, end))
+    return ranges, singles
+
+
+def _keys_truncated(body: Any, limit: int) -> bool:
+    if not isinstance(body, Mapping):
+        return False
+    meta = body.get("metadata")
+    total = meta.get("total_api_keys") if isinstance(meta, Mapping) else None
+    if isinstance(total, int):
+        return total > limit
+    # Older aggregated routes do not report the total: a map filled exactly to the cap is suspect.
+    seen: set[str] = set()
+    for result in body.get("results") or []:
+        keys = (result.get("breakdown") or {}).get("api_keys") if isinstance(result, Mapping) else None
+        if isinstance(keys, Mapping):
+            seen.update(keys)
+    return len(seen) >= limit
+
+
+def _error_text(response: httpx.Response) -> tuple[str, str]:
+    """(type, message) from either error family; never the raw body beyond 300 chars."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return "", response.text[:300].strip()
+    if isinstance(body, Mapping):
+        err = body.get("error")
+        if isinstance(err, Mapping):  # family A: ProxyException
+            return str(err.get("type") or ""), str(err.get("message") or "")[:300]
+        detail = body.get("detail")
+        if isinstance(detail, Mapping):  # family B
+            return "", str(detail.get("error") or detail)[:300]
+        if isinstance(detail, str):
+            return "", detail[:300]
+        if isinstance(detail, list):  # family C: FastAPI validation
+            msgs = [
+                f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}"
+                for d in detail
+                if isinstance(d, Mapping)
+            ]
+            return "validation", "; ".join(msgs)[:300]
+    return "", str(body)[:300]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            from email.utils import parsedate_to_datetime
+
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _opt_float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_utc(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _budget(row: Mapping[str, Any], *, soft: Any) -> Budget:
+    return Budget(
+        max_budget=_opt_float(row.get("max_budget")),
+        soft_budget=_opt_float(soft),
+        spend=_opt_float(row.get("spend")),
+        budget_duration=_opt_str(row.get("budget_duration")),
+        budget_reset_at=parse_utc(row.get("budget_reset_at")),
+    )

@@ -1,0 +1,126 @@
+"""Opening the SQLite store: WAL, a busy timeout, and forward-only migrations.
+
+The schema version is SQLite's ``user_version``; each migration runs in its own transaction,
+so a crash mid-upgrade leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from sentinel.errors import StoreError
+
+_V1 = """
+        -- One counter set per source, UTC day, grain and entity. Re-reading a day replaces its rows.
+        CREATE TABLE daily_facts (
+            source TEXT NOT NULL,
+            grain TEXT NOT NULL,
+            date TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            detail_id TEXT NOT NULL DEFAULT '',
+            spend REAL NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cache_read_input_tokens INTEGER NOT NULL,
+            cache_creation_input_tokens INTEGER NOT NULL,
+            api_requests INTEGER NOT NULL,
+            successful_requests INTEGER NOT NULL,
+            failed_requests INTEGER NOT NULL,
+            PRIMARY KEY (source, grain, date, entity_id, detail_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX daily_facts_series ON daily_facts (source, grain, entity_id, date);
+
+        -- Which days each route has been read for, and whether they can still change.
+        CREATE TABLE days (
+            source TEXT NOT NULL,
+            route TEXT NOT NULL,
+            date TEXT NOT NULL,
+            fetched_at TEXT NOT NULL,
+            final INTEGER NOT NULL,
+            spend REAL NOT NULL,
+            PRIMARY KEY (source, route, date)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE users (
+            source TEXT NOT NULL, user_id TEXT NOT NULL, alias TEXT, role TEXT, teams TEXT NOT NULL DEFAULT '[]',
+            max_budget REAL, spend REAL, budget_duration TEXT, budget_reset_at TEXT,
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (source, user_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE teams (
+            source TEXT NOT NULL, team_id TEXT NOT NULL, alias TEXT,
+            members TEXT NOT NULL DEFAULT '[]', admins TEXT NOT NULL DEFAULT '[]',
+            max_budget REAL, soft_budget REAL, spend REAL, budget_duration TEXT, budget_reset_at TEXT,
+            budget_limits TEXT NOT NULL DEFAULT '[]',
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (source, team_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE keys (
+            source TEXT NOT NULL, token TEXT NOT NULL, alias TEXT, user_id TEXT, team_id TEXT,
+            blocked INTEGER NOT NULL DEFAULT 0,
+            max_budget REAL, soft_budget REAL, spend REAL, budget_duration TEXT, budget_reset_at TEXT,
+            in_key_list INTEGER NOT NULL DEFAULT 0,  -- 0: only known from activity (e.g. deleted keys)
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (source, token)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE sync_state (
+            source TEXT PRIMARY KEY,
+            last_poll_at TEXT, last_success_at TEXT, last_error TEXT, last_error_at TEXT,
+            backfill_since TEXT, backfill_until TEXT, backfill_cursor TEXT, backfill_done_at TEXT,
+            entities_synced_at TEXT
+        );
+
+        -- Append-only record of every request Sentinel made (or refused to make).
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL, source TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
+            query TEXT NOT NULL, status INTEGER, duration_ms REAL NOT NULL, bytes INTEGER NOT NULL,
+            outcome TEXT NOT NULL
+        );
+        CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+"""
+
+# Each entry is one schema version's SQL; append, never edit a shipped one.
+MIGRATIONS: tuple[str, ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_store(path: Path | str) -> sqlite_utils.Database:
+    """Open (creating if needed) and migrate the store at ``path``."""
+    target = Path(path)
+    try:
+        if str(path) != ":memory:":
+            target.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we open transactions explicitly (BEGIN IMMEDIATE) where we write.
+        conn = sqlite3.connect(str(target), isolation_level=None, timeout=30.0, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        _migrate(conn, target)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the store {target}: {exc}") from None
+    return sqlite_utils.Database(conn)
+
+
+def _migrate(conn: sqlite3.Connection, target: Path) -> None:
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store {target} has schema version {current}, newer than this Sentinel knows "
+            f"({SCHEMA_VERSION}); upgrade Sentinel"
+        )
+    for version in range(current, SCHEMA_VERSION):
+        # executescript would commit an open transaction, so the script carries its own BEGIN/COMMIT.
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
+            )
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,91 @@
+"""Daily facts: replace a route's days atomically, and read them back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+import sqlite_utils
+
+from sentinel.models import METRIC_FIELDS, DailyActivity, Grain
+
+_COLUMNS = ("source", "grain", "date", "entity_id", "detail_id", *METRIC_FIELDS)
+_INSERT = f"INSERT INTO daily_facts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+
+def replace_days(
+    db: sqlite_utils.Database,
+    source: str,
+    route: str,
+    grains: Iterable[Grain],
+    activity: DailyActivity,
+    *,
+    final: frozenset[date],
+    fetched_at: datetime,
+) -> int:
+    """Replace every fact of ``grains`` on ``activity.dates``; call inside a transaction.
+
+    Replacing (not adding) makes a re-read idempotent, and drops entities that vanished from a
+    day that was re-read. Returns the number of rows written.
+    """
+    conn = db.conn
+    grain_list = [g.value for g in grains]
+    day_strs = [d.isoformat() for d in activity.dates]
+    if not day_strs:
+        return 0
+    g_marks = ",".join("?" * len(grain_list))
+    lo, hi = min(day_strs), max(day_strs)
+    conn.execute(
+        f"DELETE FROM daily_facts WHERE source = ? AND grain IN ({g_marks}) AND date BETWEEN ? AND ?",
+        (source, *grain_list, lo, hi),
+    )
+    wanted = set(grain_list)
+    kept = [f for f in activity.facts if f.grain.value in wanted]
+    conn.executemany(
+        _INSERT,
+        [(source, f.grain.value, f.date.isoformat(), f.entity_id, f.detail_id, *f.metrics) for f in kept],
+    )
+    # The day's spend as this route saw it: the total grain, or the sum over its only grain (teams).
+    spend_by_day: dict[str, float] = dict.fromkeys(day_strs, 0.0)
+    total_grain = Grain.TOTAL.value if Grain.TOTAL.value in wanted else grain_list[0]
+    for f in kept:
+        if f.grain.value == total_grain:
+            spend_by_day[f.date.isoformat()] += f.spend
+    stamp = fetched_at.isoformat()
+    conn.executemany(
+        "INSERT OR REPLACE INTO days (source, route, date, fetched_at, final, spend) VALUES (?, ?, ?, ?, ?, ?)",
+        [(source, route, d, stamp, int(date.fromisoformat(d) in final), spend) for d, spend in spend_by_day.items()],
+    )
+    return len(kept)
+
+
+def spend_by_entity(
+    db: sqlite_utils.Database, grain: Grain, start: date, end: date, source: str | None = None
+) -> list[tuple[str, float]]:
+    """Total spend per entity of ``grain`` over start..end, largest first."""
+    sql = (
+        "SELECT entity_id, SUM(spend) FROM daily_facts WHERE grain = ? AND date BETWEEN ? AND ?"
+        + (" AND source = ?" if source else "")
+        + " GROUP BY entity_id ORDER BY SUM(spend) DESC"
+    )
+    params: tuple[str, ...] = (grain.value, start.isoformat(), end.isoformat())
+    if source:
+        params += (source,)
+    return [(str(e), float(s)) for e, s in db.conn.execute(sql, params)]
+
+
+def facts_for(
+    db: sqlite_utils.Database, source: str, grain: Grain, start: date, end: date
+) -> dict[tuple[str, str, str], tuple[float, ...]]:
+    """(date, entity, detail) -> metrics, for comparisons and reports."""
+    cur = db.conn.execute(
+        f"SELECT date, entity_id, detail_id, {', '.join(METRIC_FIELDS)} FROM daily_facts "
+        "WHERE source = ? AND grain = ? AND date BETWEEN ? AND ?",
+        (source, grain.value, start.isoformat(), end.isoformat()),
+    )
+    return {(r[0], r[1], r[2]): tuple(r[3:]) for r in cur}
+
+
+def stored_days(db: sqlite_utils.Database, source: str, route: str = "user") -> list[tuple[str, bool]]:
+    cur = db.conn.execute("SELECT date, final FROM days WHERE source = ? AND route = ? ORDER BY date", (source, route))
+    return [(str(d), bool(f)) for d, f in cur]

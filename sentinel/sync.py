@@ -1,0 +1,286 @@
+"""Polling and backfill: read a proxy's daily activity and replace it in the store, day by day.
+
+Each chunk of days is read completely (user route, then team route) before one transaction
+replaces those days and, for a backfill, advances the checkpoint. A crash or Ctrl-C therefore
+loses at most the chunk in flight, and a restart resumes after the last committed chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlite_utils
+
+from sentinel import logs
+from sentinel.clock import is_final, utc_today
+from sentinel.config import SourceSettings, SyncSettings
+from sentinel.egress import proxy_client
+from sentinel.errors import SourceError
+from sentinel.models import TEAM_ROUTE_GRAINS, USER_ROUTE_GRAINS
+from sentinel.source.litellm import ClientPolicy, LiteLLMClient
+from sentinel.store import entities as entity_store
+from sentinel.store import facts as fact_store
+from sentinel.store import state as state_store
+from sentinel.store import transaction
+
+log = logging.getLogger(__name__)
+
+# Called after each chunk: (days done, days in all, days in this chunk, seconds it took)
+Progress = Callable[[int, int, int, float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    source: str
+    mode: str  # "poll" or "backfill"
+    start: date | None
+    end: date | None
+    days: int
+    rows: int
+    calls: int
+    bytes: int
+    seconds: float
+    error: str | None = None
+
+
+def open_client(
+    src: SourceSettings, sync: SyncSettings, db: sqlite_utils.Database, environ: dict[str, str] | None = None
+) -> LiteLLMClient:
+    """The read-only client for one configured source, auditing every call into the store."""
+    key = src.api_key(environ)
+    logs.register_secret(key.get_secret_value())
+    verify: bool | str = str(src.ca_bundle) if src.ca_bundle else src.verify_tls
+    http = proxy_client(
+        source=src.name,
+        base_url=src.url,
+        api_key=key.get_secret_value(),
+        audit=lambda rec: state_store.record_audit(db, rec),
+        timeout_s=src.timeout_s,
+        verify=verify,
+    )
+    return LiteLLMClient(src.name, http, policy_from(sync))
+
+
+def policy_from(sync: SyncSettings) -> ClientPolicy:
+    return ClientPolicy(
+        prefer_aggregated=sync.prefer_aggregated,
+        page_size=sync.page_size,
+        api_key_limit=sync.api_key_limit,
+        max_attempts=sync.max_attempts,
+        retry_initial_s=sync.retry_initial_s,
+        retry_max_s=sync.retry_max_s,
+    )
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def sync_range(
+    db: sqlite_utils.Database,
+    client: LiteLLMClient,
+    start: date,
+    end: date,
+    now: datetime,
+    settings: SyncSettings,
+    *,
+    on_commit: Callable[[], None] | None = None,
+) -> tuple[int, int, int]:
+    """Read start..end from both routes, then replace those days in one transaction.
+
+    Returns (rows written, API calls, bytes read).
+    """
+    settle = timedelta(minutes=settings.settle_minutes)
+    days = _days(start, end)
+    unsettled = frozenset(d for d in days if not is_final(d, now, settle))
+    user = client.daily_activity("user", start, end, unsettled=unsettled)
+    team = client.daily_activity("team", start, end, unsettled=unsettled)
+    final = frozenset(days) - unsettled
+    with transaction(db):
+        rows = fact_store.replace_days(db, client.name, "user", USER_ROUTE_GRAINS, user, final=final, fetched_at=now)
+        rows += fact_store.replace_days(db, client.name, "team", TEAM_ROUTE_GRAINS, team, final=final, fetched_at=now)
+        entity_store.note_key_refs(db, client.name, user.keys, now)
+        entity_store.note_aliases(db, client.name, "users", user.aliases, now)
+        entity_store.note_aliases(db, client.name, "teams", team.aliases, now)
+        if on_commit is not None:
+            on_commit()
+    return rows, user.calls + team.calls, user.bytes_read + team.bytes_read
+
+
+def sync_entities(db: sqlite_utils.Database, client: LiteLLMClient, now: datetime) -> None:
+    """Users, teams and keys with their budgets (the proxy's current-window counters)."""
+    users, teams, keys = client.users(), client.teams(), client.keys()
+    with transaction(db):
+        entity_store.upsert_users(db, client.name, users, now)
+        entity_store.upsert_teams(db, client.name, teams, now)
+        entity_store.upsert_keys(db, client.name, keys, now)
+        state_store.mark_entities_synced(db, client.name, now)
+
+
+def entities_due(db: sqlite_utils.Database, source: str, settings: SyncSettings, now: datetime) -> bool:
+    if not settings.sync_entities:
+        return False
+    last = state_store.get_state(db, source).entities_synced_at
+    if last is None:
+        return True
+    return now - datetime.fromisoformat(last) >= timedelta(minutes=settings.entities_every_minutes)
+
+
+def next_chunk_days(days: int, body_bytes: int, settings: SyncSettings) -> int:
+    """Size the next chunk so one answer stays near the target size (bodies grow with users x keys)."""
+    target = settings.target_response_mb * 1_000_000
+    if body_bytes <= 0:
+        return min(settings.max_chunk_days, days * 2)
+    scaled = int(days * target / body_bytes)
+    return max(1, min(settings.max_chunk_days, days * 2, scaled))
+
+
+def _run_chunks(
+    db: sqlite_utils.Database,
+    client: LiteLLMClient,
+    start: date,
+    end: date,
+    now: datetime,
+    settings: SyncSettings,
+    *,
+    on_chunk_commit: Callable[[date], None] | None = None,
+    progress: Progress | None = None,
+    total_days: int | None = None,
+    done_before: int = 0,
+) -> tuple[int, int, int]:
+    rows = calls = size = 0
+    chunk = settings.backfill_chunk_days
+    day = start
+    done = done_before
+    total = total_days if total_days is not None else (end - start).days + 1
+    while day <= end:
+        last = min(day + timedelta(days=chunk - 1), end)
+        began = time.monotonic()
+        commit = (lambda last=last: on_chunk_commit(last)) if on_chunk_commit else None
+        r, c, b = sync_range(db, client, day, last, now, settings, on_commit=commit)
+        rows, calls, size = rows + r, calls + c, size + b
+        n = (last - day).days + 1
+        done += n
+        if progress is not None:
+            progress(done, total, n, time.monotonic() - began)
+        chunk = next_chunk_days(n, b, settings)
+        day = last + timedelta(days=1)
+    return rows, calls, size
+
+
+def poll(db: sqlite_utils.Database, client: LiteLLMClient, settings: SyncSettings, now: datetime) -> SyncResult:
+    """Re-read the trailing days (they still change) and catch up any gap since the last final day."""
+    began = time.monotonic()
+    calls0, bytes0 = client.stats.calls, client.stats.bytes
+    today = utc_today(now)
+    start = today - timedelta(days=settings.trailing_days - 1)
+    finals = [date.fromisoformat(d) for d, final in fact_store.stored_days(db, client.name) if final]
+    if finals:
+        start = min(start, max(finals) + timedelta(days=1))
+    rows, _, _ = _run_chunks(db, client, start, today, now, settings)
+    if entities_due(db, client.name, settings, now):
+        sync_entities(db, client, now)
+    with transaction(db):
+        state_store.mark_success(db, client.name, now)
+    return SyncResult(
+        client.name,
+        "poll",
+        start,
+        today,
+        (today - start).days + 1,
+        rows,
+        client.stats.calls - calls0,
+        client.stats.bytes - bytes0,
+        time.monotonic() - began,
+    )
+
+
+def backfill(
+    db: sqlite_utils.Database,
+    client: LiteLLMClient,
+    settings: SyncSettings,
+    since: date,
+    now: datetime,
+    progress: Progress | None = None,
+) -> SyncResult:
+    """Read every day from ``since`` to today, resuming after the last committed chunk."""
+    began = time.monotonic()
+    calls0, bytes0 = client.stats.calls, client.stats.bytes
+    today = utc_today(now)
+    if since > today:
+        since = today
+    state = state_store.get_state(db, client.name)
+    start = since
+    if state.backfill_since == since.isoformat() and state.backfill_done_at is None and state.backfill_cursor:
+        start = date.fromisoformat(state.backfill_cursor) + timedelta(days=1)
+        log.info("source %s: resuming backfill from %s (checkpoint)", client.name, start)
+    else:
+        with transaction(db):
+            state_store.start_backfill(db, client.name, since, today)
+    total = (today - since).days + 1
+    rows = 0
+    if start <= today:
+        rows, _, _ = _run_chunks(
+            db,
+            client,
+            start,
+            today,
+            now,
+            settings,
+            on_chunk_commit=lambda last: state_store.advance_backfill(db, client.name, last),
+            progress=progress,
+            total_days=total,
+            done_before=(start - since).days,
+        )
+    if settings.sync_entities:
+        sync_entities(db, client, now)
+    with transaction(db):
+        state_store.finish_backfill(db, client.name, now)
+        state_store.mark_success(db, client.name, now)
+    return SyncResult(
+        client.name,
+        "backfill",
+        since,
+        today,
+        total,
+        rows,
+        client.stats.calls - calls0,
+        client.stats.bytes - bytes0,
+        time.monotonic() - began,
+    )
+
+
+def sync_source(
+    db: sqlite_utils.Database,
+    client: LiteLLMClient,
+    settings: SyncSettings,
+    now: datetime,
+    *,
+    since: date | None = None,
+    progress: Progress | None = None,
+) -> SyncResult:
+    """Poll or backfill one source; a proxy error is recorded in its sync state and returned, not raised."""
+    try:
+        if since is None:
+            return poll(db, client, settings, now)
+        return backfill(db, client, settings, since, now, progress)
+    except SourceError as exc:
+        with transaction(db):
+            state_store.mark_error(db, client.name, now, str(exc))
+        log.error("%s", exc)
+        return SyncResult(
+            client.name,
+            "backfill" if since else "poll",
+            since,
+            None,
+            0,
+            0,
+            client.stats.calls,
+            client.stats.bytes,
+            0.0,
+            error=str(exc),
+        )
