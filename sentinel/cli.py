@@ -258,9 +258,7 @@ def simulate(
     from sentinel.simulator import Faults, TrafficConfig, serve_forever
 
     now = datetime.fromisoformat(now_iso).astimezone(UTC) if now_iso else None
-    cfg = TrafficConfig(
-        seed=seed, users=users, teams=teams, days=days, **({"today": now.date(), "now": now} if now else {})
-    )
+    cfg = TrafficConfig(seed=seed, users=users, teams=teams, days=days, now=now)
     faults = Faults()
     faults.latency_s = latency
     serve_forever("127.0.0.1", port, cfg, api_key=api_key, access_log=access_log, faults=faults)

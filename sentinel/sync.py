@@ -8,6 +8,7 @@ loses at most the chunk in flight, and a restart resumes after the last committe
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import sqlite_utils
 from sentinel import logs
 from sentinel.clock import is_final, utc_today
 from sentinel.config import SourceSettings, SyncSettings
-from sentinel.egress import proxy_client
+from sentinel.egress import AuditRecord, proxy_client
 from sentinel.errors import SourceError
 from sentinel.models import TEAM_ROUTE_GRAINS, USER_ROUTE_GRAINS
 from sentinel.source.litellm import ClientPolicy, LiteLLMClient
@@ -54,11 +55,17 @@ def open_client(
     key = src.api_key(environ)
     logs.register_secret(key.get_secret_value())
     verify: bool | str = str(src.ca_bundle) if src.ca_bundle else src.verify_tls
+    audit_lock = threading.Lock()  # pages are prefetched from worker threads
+
+    def audit(record: AuditRecord) -> None:
+        with audit_lock:
+            state_store.record_audit(db, record)
+
     http = proxy_client(
         source=src.name,
         base_url=src.url,
         api_key=key.get_secret_value(),
-        audit=lambda rec: state_store.record_audit(db, rec),
+        audit=audit,
         timeout_s=src.timeout_s,
         verify=verify,
     )
@@ -178,9 +185,12 @@ def poll(db: sqlite_utils.Database, client: LiteLLMClient, settings: SyncSetting
     calls0, bytes0 = client.stats.calls, client.stats.bytes
     today = utc_today(now)
     start = today - timedelta(days=settings.trailing_days - 1)
-    finals = [date.fromisoformat(d) for d, final in fact_store.stored_days(db, client.name) if final]
-    if finals:
-        start = min(start, max(finals) + timedelta(days=1))
+    stored = [(date.fromisoformat(d), final) for d, final in fact_store.stored_days(db, client.name)]
+    if stored:
+        # Fill the gap since the last stored day, and re-read any older day not yet final.
+        after_last = max(d for d, _ in stored) + timedelta(days=1)
+        not_final = [d for d, final in stored if not final]
+        start = min([start, after_last, *not_final])
     rows, _, _ = _run_chunks(db, client, start, today, now, settings)
     if entities_due(db, client.name, settings, now):
         sync_entities(db, client, now)

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-import copy
+import json
 from collections import defaultdict
 
 import pytest
-from conftest import fixture_json
+from conftest import FIXTURES, fixture_json
 
 from sentinel.errors import MalformedResponse
 from sentinel.models import FactRow, Grain
-from sentinel.source.parse import ActivityFold
+from sentinel.source.parse import ActivityFold, decode_page
 
 
 def by_grain(facts: list[FactRow]) -> dict[Grain, dict[tuple[str, str], tuple[float, ...]]]:
@@ -25,7 +25,7 @@ def grain_total(facts: dict[tuple[str, str], tuple[float, ...]], index: int = 0)
 def test_real_user_route_answer_folds_into_consistent_grains() -> None:
     body = fixture_json("user_daily_activity.json")
     fold = ActivityFold("user", "real")
-    fold.add_page(body)
+    fold.add_page(decode_page("user", (FIXTURES / "user_daily_activity.json").read_bytes()))
     grains = by_grain(fold.facts())
     total = grains[Grain.TOTAL][("", "")]
     assert total[0] == pytest.approx(body["results"][0]["metrics"]["spend"], abs=1e-12)
@@ -54,7 +54,7 @@ def test_real_user_route_answer_folds_into_consistent_grains() -> None:
 def test_real_team_route_answer_folds_into_teams() -> None:
     body = fixture_json("team_daily_activity.json")
     fold = ActivityFold("team", "real")
-    fold.add_page(body)
+    fold.add_page(decode_page("team", (FIXTURES / "team_daily_activity.json").read_bytes()))
     grains = by_grain(fold.facts())
     assert set(grains) == {Grain.TEAM}
     assert grain_total(grains[Grain.TEAM]) == pytest.approx(body["results"][0]["metrics"]["spend"], abs=1e-12)
@@ -64,12 +64,12 @@ def test_real_team_route_answer_folds_into_teams() -> None:
 
 
 def test_pages_of_one_date_add_up() -> None:
-    body = fixture_json("user_daily_activity.json")
+    raw = (FIXTURES / "user_daily_activity.json").read_bytes()
     once = ActivityFold("user")
-    once.add_page(body)
+    once.add_page(decode_page("user", raw))
     twice = ActivityFold("user")
-    twice.add_page(body)
-    twice.add_page(copy.deepcopy(body))
+    twice.add_page(decode_page("user", raw))
+    twice.add_page(decode_page("user", raw))
     single = {(f.grain, f.entity_id, f.detail_id): f.metrics for f in once.facts()}
     for f in twice.facts():
         assert f.metrics == pytest.approx(tuple(2 * v for v in single[(f.grain, f.entity_id, f.detail_id)]))
@@ -88,7 +88,7 @@ def test_missing_numbers_are_zero_and_unknown_fields_ignored() -> None:
         "metadata": {},
     }
     fold = ActivityFold("user")
-    fold.add_page(body)
+    fold.add_page(decode_page("user", json.dumps(body).encode()))
     grains = by_grain(fold.facts())
     assert grains[Grain.TOTAL][("", "")] == (1.5, 0, 0, 0, 0, 0, 0, 0)
     assert grains[Grain.MODEL][("m", "")] == (0, 0, 0, 0, 0, 3, 0, 0)
@@ -96,10 +96,23 @@ def test_missing_numbers_are_zero_and_unknown_fields_ignored() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"detail": "x"}, {"results": {}}, {"results": [{"metrics": {}}]}, {"results": [{"date": "2026-13-45"}]}, []],
+    [
+        {"detail": "x"},
+        {"results": {}},
+        {"results": [{"metrics": {}}]},
+        {"results": [{"date": "2026-13-45"}]},
+        {"results": [{"date": "2026-11-20", "metrics": {"spend": "lots"}}]},
+        [],
+    ],
 )
 def test_malformed_answers_raise(body: object) -> None:
     fold = ActivityFold("user", "s")
     with pytest.raises(MalformedResponse):
-        fold.add_page(body)
+        fold.add_page(decode_page("user", json.dumps(body).encode(), "s"))
         fold.facts()
+
+
+def test_truncated_body_is_malformed() -> None:
+    raw = (FIXTURES / "user_daily_activity.json").read_bytes()
+    with pytest.raises(MalformedResponse, match="s"):
+        decode_page("user", raw[: len(raw) // 2], "s")

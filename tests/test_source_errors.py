@@ -184,7 +184,7 @@ def test_malformed_json_is_retried_and_leaves_the_store_untouched(tmp_path: Path
         faults.malformed_rate = 1.0
         model.advance(NOW + timedelta(hours=1))  # today changed, but we cannot read it
         result = sync_source(db, client, FAST, NOW + timedelta(hours=1))
-    assert result.error and "not JSON" in result.error
+    assert result.error and "not the expected JSON" in result.error and "truncated" in result.error
     assert store_digest(db) == before
     with pytest.raises(MalformedResponse):
         raise MalformedResponse("x")

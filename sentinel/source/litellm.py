@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import httpx
 import orjson
@@ -30,7 +33,8 @@ from sentinel.errors import (
     SourceError,
 )
 from sentinel.models import Budget, DailyActivity, KeyRecord, TeamRecord, UserRecord
-from sentinel.source.parse import ActivityFold
+from sentinel.source.parse import ActivityFold, decode_page
+from sentinel.source.schema import ActivityPage, UserBreakdown
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,9 @@ _NO_DB_MARKERS = (
     "no_db_connection",
 )
 _MAX_PAGES = 100_000  # a runaway has_more must not loop forever
+_PREFETCH = 2  # pages in flight while one is folded
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,7 @@ class LiteLLMClient:
         self._sleep = sleep
         self._caps = _Capabilities()
         self.stats = CallStats()
+        self._lock = threading.Lock()  # stats are updated from prefetch threads
 
     def close(self) -> None:
         self._http.close()
@@ -104,6 +112,10 @@ class LiteLLMClient:
 
     def get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
         """GET a JSON body with retries; raises a classified SourceError."""
+        return self.fetch(path, params, _json_body)
+
+    def fetch(self, path: str, params: Mapping[str, str | int] | None, decode: Callable[[bytes], T]) -> T:
+        """GET and decode with retries; a body that fails to decode is retried like a 5xx."""
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, SourceError) and e.retryable),
             stop=tenacity.stop_after_attempt(self.policy.max_attempts),
@@ -112,12 +124,15 @@ class LiteLLMClient:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(self._get_once, path, params)
+        return cast(T, retrying(self._fetch_once, path, params, decode))
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
-        backoff = tenacity.wait_exponential_jitter(initial=self.policy.retry_initial_s, max=self.policy.retry_max_s)(
-            state
-        )
+        # Exponential backoff plus up to one initial step of random jitter, so pods do not retry in step.
+        policy = self.policy
+        backoff = (
+            tenacity.wait_exponential(multiplier=policy.retry_initial_s, max=policy.retry_max_s)
+            + tenacity.wait_random(0, policy.retry_initial_s)
+        )(state)
         exc = state.outcome.exception() if state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
@@ -126,12 +141,13 @@ class LiteLLMClient:
         return float(backoff)
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
-        self.stats.retries += 1
+        with self._lock:
+            self.stats.retries += 1
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0
-        log.warning("source %s: %s; retry %d in %.1fs", self.name, exc, state.attempt_number, wait)
+        log.warning("%s; retry %d in %.1fs", exc, state.attempt_number, wait)
 
-    def _get_once(self, path: str, params: Mapping[str, str | int] | None) -> Any:
+    def _fetch_once(self, path: str, params: Mapping[str, str | int] | None, decode: Callable[[bytes], T]) -> T:
         try:
             response = self._http.get(path, params=dict(params or {}))
         except httpx.TimeoutException:
@@ -140,16 +156,17 @@ class LiteLLMClient:
             raise ProxyUnavailable(
                 f"source {self.name!r}: cannot reach the proxy ({type(exc).__name__})", source=self.name
             ) from None
-        self.stats.calls += 1
-        self.stats.bytes += len(response.content)
+        with self._lock:
+            self.stats.calls += 1
+            self.stats.bytes += len(response.content)
         if response.status_code >= 400:
             raise self._classify(path, response)
         try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
+            return decode(response.content)
+        except MalformedResponse as exc:
             raise MalformedResponse(
-                f"source {self.name!r}: {path} answered {response.status_code} with a body that is not JSON "
-                f"({len(response.content)} bytes)",
+                f"source {self.name!r}: {path} answered {response.status_code} with a body that is not the "
+                f"expected JSON ({len(response.content)} bytes): {exc}",
                 source=self.name,
                 status=response.status_code,
             ) from None
@@ -219,55 +236,83 @@ class LiteLLMClient:
             for day in single_days:
                 self._paginated(route, day, day, fold)
         days = tuple(start + timedelta(days=i) for i in range((end - start).days + 1))
+        all_facts = fold.facts()
+        facts = [f for f in all_facts if start <= f.date <= end]
+        if len(facts) != len(all_facts):
+            # Seen with the `timezone` parameter bug (#27780): never store a day we did not ask for.
+            log.warning("source %s: %s activity returned days outside %s..%s; ignored", self.name, route, start, end)
         return DailyActivity(
             dates=days,
-            facts=tuple(fold.facts()),
+            facts=tuple(facts),
             keys=tuple(fold.keys.values()),
             aliases=dict(fold.aliases),
             bytes_read=self.stats.bytes - bytes0,
             calls=self.stats.calls - calls0,
         )
 
+    def _decoder(self, route: Route) -> Callable[[bytes], ActivityPage]:
+        return lambda body: decode_page(route, body)
+
     def _aggregated(self, route: Route, start: date, end: date, fold: ActivityFold) -> bool:
         # The team route is only stored per team, so ask it for the smallest per-key maps.
         limit = self.policy.api_key_limit if route == "user" else 1
+        params: dict[str, str | int] = {
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+            "api_key_limit": limit,
+        }
         try:
-            body = self.get(
-                f"/{route}/daily/activity/aggregated",
-                {"start_date": start.isoformat(), "end_date": end.isoformat(), "api_key_limit": limit},
-            )
+            page = self.fetch(f"/{route}/daily/activity/aggregated", params, self._decoder(route))
         except RequestRejected as exc:
             if exc.status == 404:
-                log.info(
-                    "source %s: /%s/daily/activity/aggregated not served; using the paginated route",
-                    self.name,
-                    route,
-                )
+                log.info("source %s: /%s/daily/activity/aggregated not served; reading page by page", self.name, route)
                 self._caps.aggregated[route] = False
                 return False
             raise
-        if route == "user" and _keys_truncated(body, limit):
+        if route == "user" and _keys_truncated(page, limit):
             # Per-key maps are capped at the top `limit` keys; only the paginated route is complete.
             log.info("source %s: more than %d keys in range; reading per-key detail page by page", self.name, limit)
             self._caps.keys_exceed_cap = True
             return False
-        fold.add_page(body)
+        fold.add_page(page)
         return True
 
     def _paginated(self, route: Route, start: date, end: date, fold: ActivityFold) -> None:
-        params: dict[str, str | int] = {
+        """All pages of one scan. Page 1 says how many there are; the rest are fetched a few at a
+        time while earlier ones are folded, so the proxy's query time overlaps our parsing."""
+        base: dict[str, str | int] = {
             "start_date": start.isoformat(),
             "end_date": end.isoformat(),
             "page_size": self.policy.page_size,
         }
-        for page in range(1, _MAX_PAGES + 1):
-            params["page"] = page
-            body = self.get(f"/{route}/daily/activity", params)
-            fold.add_page(body)
-            meta = body.get("metadata") if isinstance(body, Mapping) else None
-            if not isinstance(meta, Mapping) or not meta.get("has_more"):
-                return
-        raise MalformedResponse(f"source {self.name!r}: {route} activity never stopped paging", source=self.name)
+        decode = self._decoder(route)
+        path = f"/{route}/daily/activity"
+        first = self.fetch(path, {**base, "page": 1}, decode)
+        fold.add_page(first)
+        if not first.metadata.has_more:
+            return
+        total = max(first.metadata.total_pages or 0, 2)
+        with ThreadPoolExecutor(max_workers=_PREFETCH, thread_name_prefix=f"fetch-{self.name}") as pool:
+
+            def submit(n: int) -> Future[ActivityPage]:
+                return pool.submit(self.fetch, path, {**base, "page": n}, decode)
+
+            pending = deque(submit(n) for n in range(2, min(total, 1 + _PREFETCH) + 1))
+            next_no = 2 + len(pending)
+            while pending:
+                page = pending.popleft().result()
+                fold.add_page(page)
+                if next_no <= total:
+                    pending.append(submit(next_no))
+                    next_no += 1
+                elif not pending and page.metadata.has_more:
+                    # The table grew past the page count page 1 reported: read on until has_more ends.
+                    if next_no > _MAX_PAGES:
+                        raise MalformedResponse(
+                            f"source {self.name!r}: {route} activity never stopped paging", source=self.name
+                        )
+                    pending.append(submit(next_no))
+                    next_no += 1
 
     # ---- entities and budgets ---------------------------------------------------------------
 
@@ -396,20 +441,24 @@ def _split_unsettled(start: date, end: date, unsettled: frozenset[date]) -> tupl
     return ranges, singles
 
 
-def _keys_truncated(body: Any, limit: int) -> bool:
-    if not isinstance(body, Mapping):
-        return False
-    meta = body.get("metadata")
-    total = meta.get("total_api_keys") if isinstance(meta, Mapping) else None
-    if isinstance(total, int):
+def _keys_truncated(page: ActivityPage, limit: int) -> bool:
+    total = page.metadata.total_api_keys
+    if total is not None:
         return total > limit
     # Older aggregated routes do not report the total: a map filled exactly to the cap is suspect.
     seen: set[str] = set()
-    for result in body.get("results") or []:
-        keys = (result.get("breakdown") or {}).get("api_keys") if isinstance(result, Mapping) else None
-        if isinstance(keys, Mapping):
-            seen.update(keys)
+    for result in page.results:
+        breakdown = result.breakdown
+        if isinstance(breakdown, UserBreakdown) and breakdown.api_keys:
+            seen.update(breakdown.api_keys)
     return len(seen) >= limit
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedResponse(str(exc)) from None
 
 
 def _error_text(response: httpx.Response) -> tuple[str, str]:
