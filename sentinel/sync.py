@@ -21,7 +21,7 @@ from sentinel.clock import is_final, utc_today
 from sentinel.config import SourceSettings, SyncSettings
 from sentinel.egress import AuditRecord, proxy_client
 from sentinel.errors import SourceError
-from sentinel.models import TEAM_ROUTE_GRAINS, USER_ROUTE_GRAINS
+from sentinel.models import TEAM_ROUTE_GRAINS, USER_ROUTE_GRAINS, Grain
 from sentinel.source.litellm import ClientPolicy, LiteLLMClient
 from sentinel.store import entities as entity_store
 from sentinel.store import facts as fact_store
@@ -180,7 +180,7 @@ def _run_chunks(
 
 
 def poll(db: sqlite_utils.Database, client: LiteLLMClient, settings: SyncSettings, now: datetime) -> SyncResult:
-    """Re-read the trailing days (they still change) and catch up any gap since the last final day."""
+    """Re-read the trailing days (they still change) and catch up any gap since the last stored day."""
     began = time.monotonic()
     calls0, bytes0 = client.stats.calls, client.stats.bytes
     today = utc_today(now)
@@ -191,7 +191,9 @@ def poll(db: sqlite_utils.Database, client: LiteLLMClient, settings: SyncSetting
         after_last = max(d for d, _ in stored) + timedelta(days=1)
         not_final = [d for d, final in stored if not final]
         start = min([start, after_last, *not_final])
-    rows, _, _ = _run_chunks(db, client, start, today, now, settings)
+    rows = 0
+    for lo, hi in _ranges_to_reread(db, client, start, today, now, settings):
+        rows += _run_chunks(db, client, lo, hi, now, settings)[0]
     if entities_due(db, client.name, settings, now):
         sync_entities(db, client, now)
     with transaction(db):
@@ -207,6 +209,53 @@ def poll(db: sqlite_utils.Database, client: LiteLLMClient, settings: SyncSetting
         client.stats.bytes - bytes0,
         time.monotonic() - began,
     )
+
+
+def _ranges_to_reread(
+    db: sqlite_utils.Database,
+    client: LiteLLMClient,
+    start: date,
+    end: date,
+    now: datetime,
+    settings: SyncSettings,
+) -> list[tuple[date, date]]:
+    """The runs of days a poll must read in full.
+
+    On a proxy whose per-key detail only the paginated route gives completely (more keys than
+    api_key_limit), a full re-read costs several calls a day. Days that are settled and already
+    stored are first checked against one small aggregated call: the proxy's counters only grow,
+    so a day whose totals are unchanged has nothing new, and only changed days are read again.
+    """
+    whole = [(start, end)]
+    if not client.reads_keys_by_page:
+        return whole
+    settle = timedelta(minutes=settings.settle_minutes)
+    stored = fact_store.facts_for(db, client.name, Grain.TOTAL, start, end)
+    settled = [d for d in _days(start, end) if is_final(d, now, settle) and (d.isoformat(), "", "") in stored]
+    if not settled:
+        return whole
+    live = client.day_totals(settled[0], settled[-1])
+    if live is None:
+        return whole
+    unchanged = {d for d in settled if _same_counters(live.get(d), stored[(d.isoformat(), "", "")])}
+    if unchanged:
+        with transaction(db):
+            fact_store.mark_final(db, client.name, sorted(unchanged))
+    runs: list[tuple[date, date]] = []
+    for day in _days(start, end):
+        if day in unchanged:
+            continue
+        if runs and runs[-1][1] == day - timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def _same_counters(live: tuple[float, ...] | None, stored: tuple[float, ...]) -> bool:
+    if live is None:
+        return stored[0] == 0 and stored[5] == 0  # nothing then, nothing now
+    return abs(live[0] - stored[0]) <= 1e-9 and tuple(live[1:]) == tuple(float(x) for x in stored[1:])
 
 
 def backfill(

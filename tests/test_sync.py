@@ -164,3 +164,42 @@ def test_poll_catches_up_a_gap_after_downtime(tmp_path: Path) -> None:
     assert_store_matches_truth(db, model, since_for(20), TODAY - timedelta(days=1), grains=(Grain.TOTAL, Grain.USER))
     status = state_store.source_status(db, "sim")
     assert status.days_stored == 20 and status.last_day == TODAY.isoformat()
+
+
+def test_poll_on_a_big_proxy_rereads_settled_days_only_when_their_totals_changed(tmp_path: Path) -> None:
+    """More keys than api_key_limit: per-key detail needs pages, so unchanged settled days are only checked."""
+    model = small_model(days=10, users=20)
+    db = open_store(db_path(tmp_path))
+    settings = SyncSettings(api_key_limit=3)
+    server = SimulatorServer(model, api_key=KEY)
+    yesterday = (TODAY - timedelta(days=1)).isoformat()
+    with server.running() as url, make_client(url, db, settings) as client:
+        backfill(db, client, settings, since_for(10), NOW)
+        assert client.reads_keys_by_page
+        server.clear_access_log()
+        poll(db, client, settings, NOW)
+        paged = {
+            (r.query["start_date"], r.query["end_date"]) for r in server.access_log if r.path == "/user/daily/activity"
+        }
+        assert paged == {(TODAY.isoformat(), TODAY.isoformat())}  # only today, which still grows
+        checks = [r for r in server.access_log if r.path == "/user/daily/activity/aggregated"]
+        assert [r.query["api_key_limit"] for r in checks] == ["1"]
+        assert_store_matches_truth(db, model, since_for(10), TODAY)
+
+        # Our copy of yesterday is now stale (as after a late write on the proxy): the check sees it.
+        db.conn.execute(
+            "UPDATE daily_facts SET api_requests = api_requests - 1 WHERE grain = 'total' AND date = ?", (yesterday,)
+        )
+        victim = db.conn.execute(
+            "SELECT entity_id FROM daily_facts WHERE grain = 'user' AND date = ? LIMIT 1", (yesterday,)
+        ).fetchone()[0]
+        db.conn.execute(
+            "DELETE FROM daily_facts WHERE grain = 'user' AND date = ? AND entity_id = ?", (yesterday, victim)
+        )
+        server.clear_access_log()
+        poll(db, client, settings, NOW)
+        paged = {
+            (r.query["start_date"], r.query["end_date"]) for r in server.access_log if r.path == "/user/daily/activity"
+        }
+        assert (yesterday, yesterday) in paged or (yesterday, TODAY.isoformat()) in paged
+        assert_store_matches_truth(db, model, since_for(10), TODAY)

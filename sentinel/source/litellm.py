@@ -32,7 +32,7 @@ from sentinel.errors import (
     RequestRejected,
     SourceError,
 )
-from sentinel.models import Budget, DailyActivity, KeyRecord, TeamRecord, UserRecord
+from sentinel.models import Budget, DailyActivity, Grain, KeyRecord, TeamRecord, UserRecord
 from sentinel.source.parse import ActivityFold, decode_page
 from sentinel.source.schema import ActivityPage, UserBreakdown
 
@@ -249,6 +249,35 @@ class LiteLLMClient:
             bytes_read=self.stats.bytes - bytes0,
             calls=self.stats.calls - calls0,
         )
+
+    @property
+    def reads_keys_by_page(self) -> bool:
+        """True once the per-key detail has to come from the paginated route (many calls a day)."""
+        return not self.policy.prefer_aggregated or not self._caps.aggregated["user"] or self._caps.keys_exceed_cap
+
+    def day_totals(self, start: date, end: date) -> dict[date, tuple[float, ...]] | None:
+        """Each day's proxy-wide counters in one small call (aggregated route, smallest per-key maps).
+
+        None when the proxy has no aggregated route. Used to check whether settled days changed
+        before paying for a page-by-page re-read of them.
+        """
+        if not self.policy.prefer_aggregated or not self._caps.aggregated["user"]:
+            return None
+        params: dict[str, str | int] = {
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+            "api_key_limit": 1,
+        }
+        try:
+            page = self.fetch("/user/daily/activity/aggregated", params, self._decoder("user"))
+        except RequestRejected as exc:
+            if exc.status == 404:
+                self._caps.aggregated["user"] = False
+                return None
+            raise
+        fold = ActivityFold("user", self.name)
+        fold.add_page(page)
+        return {f.date: f.metrics for f in fold.facts() if f.grain is Grain.TOTAL and start <= f.date <= end}
 
     def _decoder(self, route: Route) -> Callable[[bytes], ActivityPage]:
         return lambda body: decode_page(route, body)

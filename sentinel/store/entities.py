@@ -88,12 +88,13 @@ def upsert_keys(db: sqlite_utils.Database, source: str, keys: Iterable[KeyRecord
 
 def note_key_refs(db: sqlite_utils.Database, source: str, refs: Iterable[KeyRef], seen_at: datetime) -> None:
     """Keys seen in activity: owner and team from the key metadata, without clobbering /key/list data."""
+    stamp = seen_at.isoformat()
     db.conn.executemany(
         "INSERT INTO keys (source, token, alias, user_id, team_id, seen_at) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (source, token) DO UPDATE SET "
         "alias = COALESCE(keys.alias, excluded.alias), user_id = COALESCE(keys.user_id, excluded.user_id), "
         "team_id = COALESCE(keys.team_id, excluded.team_id)",
-        [(source, r.token, r.alias, r.user_id, r.team_id, seen_at.isoformat()) for r in refs],
+        [(source, r.token, r.alias, r.user_id, r.team_id, stamp) for r in refs],
     )
 
 
@@ -102,10 +103,11 @@ def note_aliases(
 ) -> None:
     """Aliases seen in activity (user_alias / team_alias) for entities the lists did not return."""
     id_col = {"users": "user_id", "teams": "team_id"}[table]
+    stamp = seen_at.isoformat()
     db.conn.executemany(
         f"INSERT INTO {table} (source, {id_col}, alias, seen_at) VALUES (?, ?, ?, ?) "
         f"ON CONFLICT (source, {id_col}) DO UPDATE SET alias = COALESCE({table}.alias, excluded.alias)",
-        [(source, k, v, seen_at.isoformat()) for k, v in aliases.items()],
+        [(source, k, v, stamp) for k, v in aliases.items()],
     )
 
 

@@ -29,7 +29,7 @@ def replace_days(
     day that was re-read. Returns the number of rows written.
     """
     conn = db.conn
-    grain_list = [g.value for g in grains]
+    grain_list = list(grains)
     day_strs = [d.isoformat() for d in activity.dates]
     if not day_strs:
         return 0
@@ -40,23 +40,23 @@ def replace_days(
         (source, *grain_list, lo, hi),
     )
     wanted = set(grain_list)
-    kept = [f for f in activity.facts if f.grain.value in wanted]
-    conn.executemany(
-        _INSERT,
-        [(source, f.grain.value, f.date.isoformat(), f.entity_id, f.detail_id, *f.metrics) for f in kept],
-    )
+    kept = [f for f in activity.facts if f.grain in wanted]
+    day_text = {d: d.isoformat() for d in activity.dates}
+    # Grain is a str enum, so it binds as its text; rows go in primary-key order for B-tree locality.
+    rows = sorted((source, f.grain, day_text[f.date], f.entity_id, f.detail_id, *f.metrics) for f in kept)
+    conn.executemany(_INSERT, rows)
     # The day's spend as this route saw it: the total grain, or the sum over its only grain (teams).
     spend_by_day: dict[str, float] = dict.fromkeys(day_strs, 0.0)
-    total_grain = Grain.TOTAL.value if Grain.TOTAL.value in wanted else grain_list[0]
+    total_grain = Grain.TOTAL if Grain.TOTAL in wanted else grain_list[0]
     for f in kept:
-        if f.grain.value == total_grain:
-            spend_by_day[f.date.isoformat()] += f.spend
+        if f.grain == total_grain:
+            spend_by_day[day_text[f.date]] += f.spend
     stamp = fetched_at.isoformat()
     conn.executemany(
         "INSERT OR REPLACE INTO days (source, route, date, fetched_at, final, spend) VALUES (?, ?, ?, ?, ?, ?)",
         [(source, route, d, stamp, int(date.fromisoformat(d) in final), spend) for d, spend in spend_by_day.items()],
     )
-    return len(kept)
+    return len(rows)
 
 
 def spend_by_entity(
@@ -89,3 +89,10 @@ def facts_for(
 def stored_days(db: sqlite_utils.Database, source: str, route: str = "user") -> list[tuple[str, bool]]:
     cur = db.conn.execute("SELECT date, final FROM days WHERE source = ? AND route = ? ORDER BY date", (source, route))
     return [(str(d), bool(f)) for d, f in cur]
+
+
+def mark_final(db: sqlite_utils.Database, source: str, days: Iterable[date]) -> None:
+    """Days checked unchanged after they settled: final for every route."""
+    db.conn.executemany(
+        "UPDATE days SET final = 1 WHERE source = ? AND date = ?", [(source, d.isoformat()) for d in days]
+    )
