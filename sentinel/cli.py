@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -34,8 +35,11 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except SentinelError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err.print("interrupted: whatever was committed stays; a backfill resumes after its last whole chunk")
+            sys.exit(130)
 
 
 class _App:
@@ -92,7 +96,7 @@ def _db_option(fn: F) -> F:
     )(fn)
 
 
-@main.command()
+@main.command(short_help="Read daily spend from the configured proxies into the store.")
 @click.option("--since", callback=_parse_day, metavar="DATE", help="Backfill every UTC day from DATE to today.")
 @click.option("--source", "names", multiple=True, metavar="NAME", help="Only this source (repeatable).")
 @_db_option
@@ -120,13 +124,13 @@ def sync(app: _App, since: date | None, names: tuple[str, ...], db: Path | None)
             client = open_client(src, settings.sync, store)
         except ConfigError as exc:
             failed += 1
-            err.print(f"[red]{src.name}:[/] {exc}")
+            err.print(f"[red]{escape(src.name)}:[/] {escape(str(exc))}", soft_wrap=True)
             continue
         with client, _progress(src.name, since) as progress:
             result = sync_source(store, client, settings.sync, now, since=since, progress=progress)
         if result.error:
             failed += 1
-            err.print(f"[red]{src.name}: sync failed:[/] {result.error}")
+            err.print(f"[red]{escape(src.name)}: sync failed:[/] {escape(result.error)}", soft_wrap=True)
         else:
             out.print(
                 f"{src.name}: {result.mode} {result.start}..{result.end}: {result.days} days, {result.rows} rows, "
@@ -175,7 +179,7 @@ class _progress:
             self.bar.stop()
 
 
-@main.command()
+@main.command(short_help="Per source: last poll, days stored, date range, last error.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_db_option
 @pass_app
@@ -228,7 +232,7 @@ def status(app: _App, fmt: str, db: Path | None) -> None:
     out.print(table)
 
 
-@main.command()
+@main.command(short_help="Serve a LiteLLM-compatible API over synthetic traffic.")
 @click.option("--port", type=int, default=4000, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--users", type=int, default=40, show_default=True)
@@ -264,7 +268,7 @@ def simulate(
     serve_forever("127.0.0.1", port, cfg, api_key=api_key, access_log=access_log, faults=faults)
 
 
-@main.command()
+@main.command(short_help="Simulator + sync + summary, with no setup.")
 @click.option("--db", type=click.Path(path_type=Path, dir_okay=False), help="Keep the store here [default: temporary].")
 @click.option("--days", type=int, default=90, show_default=True)
 @click.option("--users", type=int, default=60, show_default=True)
