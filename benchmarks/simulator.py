@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -46,6 +47,19 @@ def main() -> None:
                 seconds = time.perf_counter() - t
                 r.raise_for_status()
                 print(f"{label:48s} {attempt}: {seconds:6.3f}s  {len(r.content) / 1e6:7.2f} MB")
+        # A backfill's shape: consecutive 1,000-row pages of one long scan, each served once.
+        scan = {"start_date": (end - timedelta(days=29)).isoformat(), "end_date": end.isoformat(), "page_size": 1000}
+        times, sizes = [], []
+        for page in range(1, 31):
+            t = time.perf_counter()
+            r = client.get("/user/daily/activity", params={**scan, "page": page})
+            times.append(time.perf_counter() - t)
+            sizes.append(len(r.content))
+            r.raise_for_status()
+        print(
+            f"{'30-day scan, pages 1-30, page_size=1000':48s} median {statistics.median(times) * 1000:6.1f} ms/page"
+            f"  {statistics.mean(sizes) / 1e6:7.2f} MB"
+        )
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
     print(f"active user-days in the 7 days: {user_days}; max RSS {rss_mb:.0f} MB")
 

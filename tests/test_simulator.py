@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 
-from sentinel.simulator import Faults, SimulatorServer, TrafficConfig, TrafficModel
+from sentinel.simulator import DailyActivity, Faults, Params, SimulatorServer, TrafficConfig, TrafficModel
+from sentinel.simulator.encode import MetricsEncoder
+from sentinel.simulator.encode import metrics as spend_metrics
 from sentinel.simulator.truth import Grain, TruthTable
 
 KEY = "sk-sim-master"
@@ -512,6 +515,39 @@ def test_advance_grows_today_only() -> None:
     assert m.today == date(2026, 11, 27) and m.dates[-1] == date(2026, 11, 27)
     full = m.snapshot().blocks[TODAY]
     assert full.ints[:, 4].sum() >= new.ints[:, 4].sum()
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_metrics_encoder_prints_what_orjson_prints(full: bool) -> None:
+    rng = np.random.default_rng(1)
+    ints = rng.integers(0, 10**12, size=(300, 8))
+    floats = rng.random((300, 2)) * 10.0 ** rng.integers(-12, 18, size=(300, 2))
+    floats[:4] = [[0.0, 5e-324], [1e16, 1e-7], [2.5e-05, 123.456], [1.0, 1e300]]  # exponent and edge forms
+    expected = [orjson.dumps(spend_metrics(i, f, full)) for i, f in zip(ints.tolist(), floats.tolist(), strict=True)]
+    assert MetricsEncoder(full).encode(ints, floats) == expected
+
+
+def test_cached_rows_follow_the_clock() -> None:
+    """Serialised rows are cached per date; once the clock moves, today's answers must be a cold build's."""
+    m = TrafficModel(small_config(days=4))
+    span = {"start_date": (TODAY - timedelta(days=3)).isoformat(), "end_date": TODAY.isoformat()}
+
+    def answers(daily: DailyActivity) -> list[bytes]:
+        snap = m.snapshot()
+        return [
+            daily.paginated("user", Params({**span, "page_size": "7", "page": "2"}), snap, None),
+            daily.paginated("team", Params({**span, "page_size": "1000"}), snap, None),
+            daily.aggregated("user", Params({**span, "api_key_limit": "2"}), snap),
+            daily.aggregated("team", Params(span), snap),
+        ]
+
+    warm = DailyActivity(m)
+    before = answers(warm)
+    m.advance(NOW + timedelta(hours=3))
+    after = answers(warm)
+    assert after == answers(DailyActivity(m))
+    assert all(a != b for a, b in zip(after, before, strict=True))
+    assert all(orjson.dumps(orjson.loads(body)) == body for body in after)  # exactly what orjson would print
 
 
 def test_events_are_injected_and_visible(model: TrafficModel) -> None:

@@ -18,7 +18,8 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from sentinel.simulator.breakdown import DayBuilder, Json, Table, totals
+from sentinel.simulator.breakdown import DayBuilder, Json, KeyMask, Table
+from sentinel.simulator.encode import MetricsEncoder, RowFragments, totals
 from sentinel.simulator.rows import DayBlock, Index
 from sentinel.simulator.traffic import Snapshot, TrafficModel
 
@@ -133,14 +134,15 @@ class DailyActivity:
 
     Aggregated answers are assembled from per-date serialised pieces kept in a byte-bounded LRU cache, keyed
     by the block version (so today's growth invalidates only today) and by the set of keys that survive
-    `api_key_limit`.
+    `api_key_limit`. Below that, both routes share one cache of serialised rows (`RowFragments`).
     """
 
     def __init__(self, model: TrafficModel, cache_bytes: int = 256 * 1024 * 1024) -> None:
         self.model = model
         dims = model.dims
         self.full = model.config.full_metrics
-        self.builders: dict[Table, DayBuilder] = {t: DayBuilder(dims, t, self.full) for t in ("user", "team")}
+        fragments = RowFragments(MetricsEncoder(self.full))  # shared: both tables hold the same rows
+        self.builders: dict[Table, DayBuilder] = {t: DayBuilder(dims, t, fragments) for t in ("user", "team")}
         rank = np.empty(dims.n_keys, dtype=np.int64)
         rank[np.argsort(np.array(dims.key_tokens))] = np.arange(dims.n_keys)
         self._token_rank = rank  # tie-break for equal spend, like ORDER BY spend DESC, api_key
@@ -200,6 +202,12 @@ class DailyActivity:
             return base
         return base[f.mask[block.slot[base]]]
 
+    def _count(self, block: DayBlock, table: Table, f: _Filter) -> int:
+        """`len(_positions(...))`, without building it when there is no filter (a page touches few dates)."""
+        if f.mask is None:
+            return block.rows if table == "user" else int(block.team_rows.shape[0])
+        return int(self._positions(block, table, f).shape[0])
+
     # ------------------------------------------------------------------ paginated
     def paginated(self, table: Table, p: Params, snap: Snapshot, shuffle: random.Random | None) -> bytes:
         start, end = p.date_range()
@@ -210,31 +218,32 @@ class DailyActivity:
             p.flag("include_current_utc_day")
         f = self._filter(table, p)
         blocks = snap.between(start, end)
-        positions = [self._positions(b, table, f) for b in blocks]
-        total = sum(int(x.shape[0]) for x in positions)
+        counts = [self._count(b, table, f) for b in blocks]
+        total = sum(counts)
         offset, stop = (page - 1) * page_size, page * page_size
-        results: list[Json] = []
+        parts: list[bytes] = []  # serialised elements and the commas between them
         page_i: list[NDArray[np.int64]] = []
         page_f: list[NDArray[np.float64]] = []
         seen = 0
-        for block, rows in zip(blocks, positions, strict=True):
-            count = int(rows.shape[0])
+        for block, count in zip(blocks, counts, strict=True):
             lo, hi = max(offset - seen, 0), min(stop - seen, count)
             seen += count
             if lo >= hi:
                 continue
+            rows = self._positions(block, table, f)
             if shuffle is not None:  # pre-#30164: no tiebreaker, each query returns a date's rows in any order
                 rows = rows[np.array(shuffle.sample(range(count), count), dtype=np.intp)]
             take = rows[lo:hi]
-            ints, floats = block.ints[take], block.floats[take]
-            results.append(self.builders[table].element(block.iso, block.slot[take], ints, floats, None))
-            page_i.append(ints.sum(axis=0))
-            page_f.append(floats.sum(axis=0))
+            if parts:
+                parts.append(b",")
+            self.builders[table].write(parts, block, take, None)
+            page_i.append(block.ints[take].sum(axis=0))
+            page_f.append(block.floats[take].sum(axis=0))
         meta = self._totals(page_i, page_f)
         meta.update({"page": page, "total_pages": math.ceil(total / page_size), "has_more": stop < total})
         if self.full:
             meta.update({"api_key_limit": None, "total_api_keys": None, "entity_total_api_keys": None})
-        return orjson.dumps({"results": results, "metadata": meta})
+        return _body(parts, meta)
 
     def _totals(self, ints: list[NDArray[np.int64]], floats: list[NDArray[np.float64]]) -> Json:
         i = np.sum(ints, axis=0).tolist() if ints else [0] * 8
@@ -275,6 +284,8 @@ class DailyActivity:
         parts: list[bytes] = []
         for block, rows in zip(blocks, positions, strict=True):
             if rows.shape[0]:  # dates without rows are absent, never zero-filled
+                if parts:
+                    parts.append(b",")
                 parts.append(self._piece(table, block, rows, f, allowed, fingerprint))
         meta = self._totals(sums_i, sums_f)
         meta.update(
@@ -287,11 +298,11 @@ class DailyActivity:
                 "entity_total_api_keys": {entity_names[e]: int(c) for e, c in enumerate(per_entity.tolist()) if c},
             }
         )
-        return b'{"results":[' + b",".join(parts) + b'],"metadata":' + orjson.dumps(meta) + b"}"
+        return _body(parts, meta)
 
     def _top_keys(
         self, present: NDArray[np.int64], spend: NDArray[np.float64], limit: int
-    ) -> tuple[list[bool] | None, bytes | None]:
+    ) -> tuple[KeyMask | None, bytes | None]:
         """Keys kept in per-key maps: the top `limit` by spend over the whole requested range."""
         if present.shape[0] <= limit:
             return None, None
@@ -299,7 +310,7 @@ class DailyActivity:
         top = np.sort(present[order[:limit]])
         allowed = np.zeros(self.model.dims.n_keys, dtype=np.bool_)
         allowed[top] = True
-        return allowed.tolist(), hashlib.blake2b(top.tobytes(), digest_size=16).digest()
+        return allowed, hashlib.blake2b(top.tobytes(), digest_size=16).digest()
 
     def _piece(
         self,
@@ -307,7 +318,7 @@ class DailyActivity:
         block: DayBlock,
         rows: Index,
         f: _Filter,
-        allowed: list[bool] | None,
+        allowed: KeyMask | None,
         fingerprint: bytes | None,
     ) -> bytes:
         cache_key = (table, block.day, block.version, f.key, fingerprint)
@@ -316,10 +327,7 @@ class DailyActivity:
             if cached is not None:
                 self._cache.move_to_end(cache_key)
                 return cached
-        element = self.builders[table].element(
-            block.iso, block.slot[rows], block.ints[rows], block.floats[rows], allowed
-        )
-        piece = orjson.dumps(element)
+        piece = self.builders[table].element(block, rows, allowed)
         with self._lock:
             if cache_key not in self._cache and len(piece) <= self._cache_limit // 4:
                 self._cache[cache_key] = piece
@@ -328,3 +336,9 @@ class DailyActivity:
                     _, dropped = self._cache.popitem(last=False)
                     self._cache_size -= len(dropped)
         return piece
+
+
+def _body(results: list[bytes], meta: Json) -> bytes:
+    """`{"results": [...], "metadata": {...}}` around the serialised, comma-separated elements, joined in one
+    copy: bodies run to tens of MB and every extra copy of them shows in the response time."""
+    return b"".join([b'{"results":[', *results, b'],"metadata":', orjson.dumps(meta), b"}"])
