@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -279,3 +279,110 @@ def demo(db: Path | None, days: int, users: int, seed: int) -> None:
 
     summary = run_demo(db=db, days=days, users=users, seed=seed)
     print_summary(summary, out)
+
+
+def _anomaly_table(records: Sequence[Mapping[str, Any]], title: str, aliases: dict[str, dict[str, str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col, justify in (
+        ("day", "left"),
+        ("kind", "left"),
+        ("entity", "left"),
+        ("", "left"),
+        ("observed", "right"),
+        ("expected", "right"),
+        ("impact", "right"),
+        ("change", "right"),
+        ("days", "right"),
+        ("why", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in records:
+        kind = str(r["entity_type"])
+        ident = str(r["entity_id"])
+        name = aliases.get(kind, {}).get(ident) or (ident[:12] + "…" if kind == "key" and len(ident) > 16 else ident)
+        pct = r.get("pct_change")
+        change = "new" if pct is None else f"{float(pct):+.0%}"
+        top = r.get("contributors") or []
+        why = ", ".join(f"{c['type']} {str(c['id'])[:24]} {float(c['delta_usd']):+,.2f}" for c in top[:2])
+        if r.get("notes"):
+            why = "; ".join([*map(str, r["notes"]), why]) if why else "; ".join(map(str, r["notes"]))
+        episode = r.get("episode") or {}
+        table.add_row(
+            str(r["date"]) + (" (so far)" if r.get("partial_day") else ""),
+            kind,
+            escape(name),
+            "▲" if r["direction"] == "up" else "▼",
+            f"${float(r['observed']):,.2f}",
+            f"${float(r['expected']):,.2f}",
+            f"{float(r['impact_usd']):+,.2f}",
+            change,
+            str(episode.get("days", 1)),
+            escape(why),
+        )
+    return table
+
+
+def _aliases(store: Any) -> dict[str, dict[str, str]]:
+    from sentinel.store import entities as entity_store
+
+    return {
+        "user": entity_store.aliases(store, "users"),
+        "team": entity_store.aliases(store, "teams"),
+        "key": entity_store.aliases(store, "keys"),
+    }
+
+
+@main.command(short_help="List the anomalies in the stored data as of now.")
+@click.option("--source", help="Only this source [default: all, summed].")
+@click.option("--lookback", type=int, default=7, show_default=True, help="Days of complete history to report.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_db_option
+@pass_app
+def detect(app: _App, source: str | None, lookback: int, fmt: str, db: Path | None) -> None:
+    """Run detection over the stored data as of now.
+
+    Reports the anomaly episodes of the last --lookback complete UTC days and, once enough of the
+    day has passed, today's spend so far against the share of a normal day expected by now.
+    """
+    from sentinel.detect.engine import detect_now
+
+    store = open_store(db or app.settings.store.resolved_path())
+    records = detect_now(store, utc_now(), source=source, lookback_days=lookback)
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2))
+        return
+    if not records:
+        out.print(f"No anomalies in the last {lookback} days.")
+        return
+    out.print(_anomaly_table(records, f"Anomalies, last {lookback} days", _aliases(store)))
+
+
+@main.command(short_help="Replay detection day by day over a past period.")
+@click.option("--since", callback=_parse_day, required=True, metavar="DATE", help="First UTC day to replay.")
+@click.option("--until", callback=_parse_day, metavar="DATE", help="Last UTC day [default: yesterday].")
+@click.option("--source", help="Only this source [default: all, summed].")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@_db_option
+@pass_app
+def backtest(app: _App, since: date, until: date | None, source: str | None, fmt: str, db: Path | None) -> None:
+    """Replay detection as if each day were today (each day sees only data up to itself).
+
+    One record per anomaly episode, at its onset; `--format jsonl` prints one JSON object per
+    line (the fields are documented in the README under "Anomaly records").
+    """
+    from datetime import timedelta
+
+    from sentinel.detect.engine import HISTORY_DAYS, load
+    from sentinel.detect.engine import backtest as run_backtest
+
+    store = open_store(db or app.settings.store.resolved_path())
+    last = until or (utc_now().date() - timedelta(days=1))
+    if last < since:
+        raise click.BadParameter("--until is before --since")
+    data = load(store, since - timedelta(days=HISTORY_DAYS), last, source)
+    records = run_backtest(data, since, last)
+    if fmt == "jsonl":
+        for r in records:
+            click.echo(json.dumps(r, separators=(",", ":")))
+        return
+    out.print(_anomaly_table(records, f"Backtest {since}..{last}: {len(records)} anomaly episodes", _aliases(store)))

@@ -7,14 +7,16 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from sentinel.clock import utc_now, utc_today
 from sentinel.config import SourceSettings, SyncSettings
+from sentinel.detect.engine import backtest, load
 from sentinel.models import Grain
-from sentinel.simulator import SimulatorServer, TrafficConfig, TrafficModel
+from sentinel.simulator import InjectedEvent, SimulatorServer, TrafficConfig, TrafficModel
 from sentinel.store import entities as entity_store
 from sentinel.store import facts as fact_store
 from sentinel.store import open_store
@@ -36,6 +38,9 @@ class DemoSummary:
     by_team: list[tuple[str, float]]
     top_users: list[tuple[str, float]]
     by_model: list[tuple[str, float]]
+    anomalies: list[dict[str, Any]]
+    injected: list[tuple[str, str, str, str, bool]]  # kind, entity type, entity id, start, found
+    aliases: dict[str, dict[str, str]]
 
 
 def run_demo(*, db: Path | None = None, days: int = 90, users: int = 60, seed: int = 7) -> DemoSummary:
@@ -59,6 +64,15 @@ def run_demo(*, db: Path | None = None, days: int = 90, users: int = 60, seed: i
         (users_alias.get(u, u), s) for u, s in fact_store.spend_by_entity(store, Grain.USER, start, end, "demo")[:10]
     ]
     total = sum(s for _, s in fact_store.spend_by_entity(store, Grain.TOTAL, start, end, "demo"))
+    # Replay detection over the part of the history that has a month of baseline behind it.
+    data = load(store, start, end, "demo")
+    replay_from = start + timedelta(days=min(35, days - 1))
+    anomalies = backtest(data, replay_from, end - timedelta(days=1)) if replay_from < end else []
+    injected = [
+        (str(e.kind), str(e.entity_type), e.entity_id, e.start.isoformat(), _found(e, anomalies, model))
+        for e in model.events
+        if e.is_anomaly and e.start >= replay_from
+    ]
     return DemoSummary(
         db_path=path,
         days=result.days,
@@ -71,6 +85,20 @@ def run_demo(*, db: Path | None = None, days: int = 90, users: int = 60, seed: i
         by_team=by_team,
         top_users=top_users,
         by_model=fact_store.spend_by_entity(store, Grain.MODEL, start, end, "demo")[:8],
+        anomalies=anomalies,
+        injected=injected,
+        aliases={"user": users_alias, "team": teams, "key": entity_store.aliases(store, "keys", "demo")},
+    )
+
+
+def _found(event: InjectedEvent, anomalies: list[dict[str, Any]], model: TrafficModel) -> bool:
+    """Did an anomaly episode start on the event's entity (or its key's owner) within its window?"""
+    related = {event.entity_id}
+    if event.entity_type == "key":
+        related |= {k.user_id for k in model.keys if k.token == event.entity_id and k.user_id}
+    window_end = (event.end + timedelta(days=2)).isoformat()
+    return any(
+        str(a["entity_id"]) in related and event.start.isoformat() <= str(a["date"]) <= window_end for a in anomalies
     )
 
 
@@ -96,6 +124,16 @@ def print_summary(s: DemoSummary, console: Console) -> None:
     console.print(_money_table("Spend by team", "team", s.by_team, s.total_spend))
     console.print(_money_table("Top users", "user", s.top_users, s.total_spend))
     console.print(_money_table("Top models", "model", s.by_model, s.total_spend))
+    if s.anomalies:
+        from sentinel.cli import _anomaly_table
+
+        title = f"Anomalies found by replaying detection day by day ({len(s.anomalies)} episodes)"
+        console.print(_anomaly_table(s.anomalies, title, s.aliases))
+    if s.injected:
+        console.print("Anomalies the simulator injected, and whether detection found them:")
+        for kind, etype, eid, start, found in s.injected:
+            name = s.aliases.get(etype, {}).get(eid, eid if len(eid) < 20 else eid[:12] + "…")
+            console.print(f"  {'found' if found else 'MISSED':>6}  {kind:<16} {etype} {name} from {start}")
     console.print(
         "\nNext: point config.toml at your proxy (see config.example.toml) and run `sentinel sync --since DATE`."
     )

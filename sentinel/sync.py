@@ -113,6 +113,9 @@ def sync_range(
         entity_store.note_key_refs(db, client.name, user.keys, now)
         entity_store.note_aliases(db, client.name, "users", user.aliases, now)
         entity_store.note_aliases(db, client.name, "teams", team.aliases, now)
+        today = utc_today(now)
+        if start <= today <= end:
+            fact_store.record_intraday(db, client.name, today, now)
         if on_commit is not None:
             on_commit()
     return rows, user.calls + team.calls, user.bytes_read + team.bytes_read

@@ -86,8 +86,29 @@ _V1 = """
         BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 """
 
+_V2 = """
+        -- Today's running total at each poll: the intraday profile a same-day runaway is judged by.
+        CREATE TABLE intraday_totals (
+            source TEXT NOT NULL,
+            date TEXT NOT NULL,
+            taken_at TEXT NOT NULL,
+            spend REAL NOT NULL,
+            PRIMARY KEY (source, date, taken_at)
+        ) WITHOUT ROWID;
+
+        -- Fitted baseline parameters as plain JSON, reused by each tick until the next refit.
+        CREATE TABLE baselines (
+            source TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            as_of TEXT NOT NULL,
+            fitted_at TEXT NOT NULL,
+            params TEXT NOT NULL,
+            PRIMARY KEY (source, kind)
+        ) WITHOUT ROWID;
+"""
+
 # Each entry is one schema version's SQL; append, never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

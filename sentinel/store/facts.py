@@ -96,3 +96,33 @@ def mark_final(db: sqlite_utils.Database, source: str, days: Iterable[date]) -> 
     db.conn.executemany(
         "UPDATE days SET final = 1 WHERE source = ? AND date = ?", [(source, d.isoformat()) for d in days]
     )
+
+
+def record_intraday(db: sqlite_utils.Database, source: str, day: date, taken_at: datetime) -> None:
+    """Snapshot today's stored running total (call right after today's facts were replaced)."""
+    db.conn.execute(
+        "INSERT OR REPLACE INTO intraday_totals (source, date, taken_at, spend) "
+        "SELECT source, date, ?, spend FROM daily_facts WHERE source = ? AND grain = 'total' AND date = ?",
+        (taken_at.isoformat(), source, day.isoformat()),
+    )
+
+
+def intraday_snapshots(
+    db: sqlite_utils.Database, start: date, end: date, source: str | None = None
+) -> tuple[list[tuple[str, datetime, float]], dict[str, float]]:
+    """(date, taken_at, running total) snapshots and each day's final stored total, summed over sources."""
+    where = "date BETWEEN ? AND ?" + (" AND source = ?" if source else "")
+    params: list[str] = [start.isoformat(), end.isoformat(), *([source] if source else [])]
+    snaps = [
+        (str(d), datetime.fromisoformat(t), float(s))
+        for d, t, s in db.conn.execute(
+            f"SELECT date, taken_at, SUM(spend) FROM intraday_totals WHERE {where} GROUP BY date, taken_at", params
+        )
+    ]
+    finals = {
+        str(d): float(s)
+        for d, s in db.conn.execute(
+            f"SELECT date, SUM(spend) FROM daily_facts WHERE grain = 'total' AND {where} GROUP BY date", params
+        )
+    }
+    return snaps, finals

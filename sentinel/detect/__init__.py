@@ -1,0 +1,1 @@
+"""Detection: daily series from the store, robust seasonal baselines, and explained anomalies."""

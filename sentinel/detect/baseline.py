@@ -1,0 +1,231 @@
+"""Robust seasonal baselines, fitted for every series at once (numpy over a series x day matrix).
+
+Per series, from the days before the scored day:
+- weekday factors: per-weekday medians over the last 8 weeks relative to the overall median,
+  shrunk toward the population's weekday profile when a series has little data;
+- level and trend: the median of the deseasonalised last 14 days, and a Theil-Sen slope over
+  the last 28 (medians and pairwise slopes, so a past spike cannot drag the baseline);
+- spread: the MAD of the deseasonalised residuals, floored relative to the level;
+- sparse series (most days zero) are modelled as "active or not" plus the usual size of an
+  active day, never as a z-score on zeros;
+- series with too little history borrow a prior from their cohort (a user's team) or say
+  "insufficient history" instead of guessing.
+Everything is deterministic; fitted parameters serialise to plain JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+WEEKS = 8
+LEVEL_DAYS = 14
+TREND_DAYS = 28
+MIN_DENSE_DAYS = 14
+SPARSE_ZERO_SHARE = 0.5
+MIN_SPARSE_ACTIVE = 4
+
+DENSE, SPARSE, PRIOR, INSUFFICIENT = "dense", "sparse", "prior", "insufficient"
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """Fitted parameters for n series as of ``as_of`` (the first day they predict)."""
+
+    as_of: date
+    method: tuple[str, ...]  # per series: dense | sparse | prior | insufficient
+    level: FloatArray  # deseasonalised level at as_of (dense), or mean of an active day (sparse/prior)
+    slope: FloatArray  # per day (dense only)
+    weekday: FloatArray  # (n, 7) multiplicative factors, Monday = 0
+    scale: FloatArray  # spread of a day around the expectation (dense), or log-spread (sparse/prior)
+    active_rate: FloatArray  # share of days with spend (sparse/prior); 1 for dense
+    history_days: NDArray[np.int64]  # days since the series' first spend, within the fit window
+
+    def expected(self, day: date) -> FloatArray:
+        """Expected spend of each series on ``day`` (point forecast)."""
+        w = day.weekday()
+        ahead = (day - self.as_of).days
+        dense = np.maximum(self.level + self.slope * (ahead + LEVEL_DAYS / 2), 0.0) * self.weekday[:, w]
+        sparse = self.active_rate * self.level
+        return np.where(np.array(self.method) == DENSE, dense, sparse)
+
+    def to_json(self, entities: tuple[str, ...]) -> dict[str, object]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "series": {
+                e: {
+                    "method": self.method[i],
+                    "level": round(float(self.level[i]), 9),
+                    "slope": round(float(self.slope[i]), 9),
+                    "weekday": [round(float(x), 6) for x in self.weekday[i]],
+                    "scale": round(float(self.scale[i]), 9),
+                    "active_rate": round(float(self.active_rate[i]), 6),
+                    "history_days": int(self.history_days[i]),
+                }
+                for i, e in enumerate(entities)
+            },
+        }
+
+
+def from_json(doc: dict[str, object]) -> tuple[tuple[str, ...], Baselines]:
+    """The inverse of ``Baselines.to_json``: (entities, baselines)."""
+    series = doc["series"]
+    assert isinstance(series, dict)
+    entities = tuple(series)
+    rows = [series[e] for e in entities]
+    return entities, Baselines(
+        as_of=date.fromisoformat(str(doc["as_of"])),
+        method=tuple(str(r["method"]) for r in rows),
+        level=np.array([r["level"] for r in rows], dtype=np.float64),
+        slope=np.array([r["slope"] for r in rows], dtype=np.float64),
+        weekday=np.array([r["weekday"] for r in rows], dtype=np.float64).reshape(len(rows), 7),
+        scale=np.array([r["scale"] for r in rows], dtype=np.float64),
+        active_rate=np.array([r["active_rate"] for r in rows], dtype=np.float64),
+        history_days=np.array([r["history_days"] for r in rows], dtype=np.int64),
+    )
+
+
+def _weekday_of(start: date, n_days: int) -> NDArray[np.int64]:
+    return (np.arange(n_days) + start.weekday()) % 7
+
+
+def _nanmedian(x: FloatArray, axis: int) -> FloatArray:
+    with np.errstate(all="ignore"):
+        if x.shape[axis] == 0:
+            shape = list(x.shape)
+            del shape[axis]
+            return np.full(shape, np.nan)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.asarray(np.nanmedian(x, axis=axis), dtype=np.float64)
+
+
+def weekday_factors(history: FloatArray, start: date, active: NDArray[np.bool_]) -> FloatArray:
+    """(n, 7) factors: each weekday's median over the overall median, shrunk toward the population."""
+    _n, t = history.shape
+    wd = _weekday_of(start, t)
+    masked = np.where(active, history, np.nan)
+    overall = _nanmedian(masked, axis=1)
+    per_day = np.stack([_nanmedian(masked[:, wd == w], axis=1) for w in range(7)], axis=1)
+    counts = np.stack([np.sum(active[:, wd == w], axis=1) for w in range(7)], axis=1).astype(float)
+    with np.errstate(all="ignore"):
+        raw = per_day / overall[:, None]
+    raw = np.where(np.isfinite(raw), raw, np.nan)
+    # Population profile: the median factor over series with enough data (a robust org-wide week).
+    population = _nanmedian(np.where(counts >= 3, raw, np.nan), axis=0)
+    population = np.where(np.isfinite(population), population, 1.0)
+    population = population / population.mean()
+    weight = counts / (counts + 3.0)  # shrink a series' own factor toward the population when data is thin
+    own = np.where(np.isnan(raw), population[None, :], raw)
+    factors = weight * own + (1 - weight) * population[None, :]
+    factors = np.clip(factors, 0.05, 20.0)
+    return np.asarray(factors / factors.mean(axis=1, keepdims=True), dtype=np.float64)
+
+
+def theil_sen_slope(values: FloatArray) -> FloatArray:
+    """Median of pairwise slopes per row (NaNs ignored): robust to a few outlying days."""
+    _n, t = values.shape
+    i, j = np.triu_indices(t, k=1)
+    with np.errstate(all="ignore"):
+        slopes = (values[:, j] - values[:, i]) / (j - i)
+    out = _nanmedian(slopes, axis=1)
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+def fit(
+    history: FloatArray,
+    start: date,
+    as_of: date,
+    *,
+    cohort: NDArray[np.int64] | None = None,
+    min_scale_share: float = 0.1,
+    min_scale_usd: float = 0.5,
+) -> Baselines:
+    """Fit every row of ``history`` (days start .. as_of - 1) for predicting ``as_of`` onward.
+
+    ``cohort`` gives each series a cohort index (e.g. its team) whose members lend a prior to
+    series with too little history; -1 or None means no cohort.
+    """
+    n, t = history.shape
+    if (start + timedelta(days=t)) != as_of:
+        raise ValueError("history must end the day before as_of")
+    window = min(t, WEEKS * 7)
+    recent = history[:, t - window :]
+    recent_start = as_of - timedelta(days=window)
+    positive = recent > 0
+    any_spend = positive.any(axis=1)
+    first = np.where(any_spend, positive.argmax(axis=1), window)
+    history_days = (window - first).astype(np.int64)
+    in_life = np.arange(window)[None, :] >= first[:, None]
+    active_days = positive.sum(axis=1)
+    zero_share = 1.0 - active_days / np.maximum(history_days, 1)
+
+    # --- dense: weekday factors, level, trend, spread (on the series' life only)
+    factors = weekday_factors(recent, recent_start, in_life)
+    wd = _weekday_of(recent_start, window)
+    deseason = recent / factors[:, wd]
+    deseason = np.where(in_life, deseason, np.nan)
+    level_part = deseason[:, -LEVEL_DAYS:]
+    level = _nanmedian(level_part, axis=1)
+    trend_part = deseason[:, -TREND_DAYS:]
+    slope = theil_sen_slope(trend_part)
+    # A trend may not extrapolate more than 3 % of the level per day: growth, not a forecast of a spike.
+    cap = 0.03 * np.abs(np.nan_to_num(level))
+    slope = np.clip(slope, -cap, cap)
+    centre = TREND_DAYS / 2
+    fitted = level[:, None] + slope[:, None] * (np.arange(-trend_part.shape[1], 0) + centre)
+    resid = trend_part - fitted
+    mad = _nanmedian(np.abs(resid - _nanmedian(resid, axis=1)[:, None]), axis=1) * 1.4826
+    scale = np.maximum(np.nan_to_num(mad), np.maximum(min_scale_share * np.nan_to_num(level), min_scale_usd))
+
+    # --- sparse: active rate and the usual size of an active day (log scale)
+    logs = np.where(positive & in_life, np.log(np.where(positive, recent, 1.0)), np.nan)
+    log_median = _nanmedian(logs, axis=1)
+    log_mad = _nanmedian(np.abs(logs - log_median[:, None]), axis=1) * 1.4826
+    log_scale = np.maximum(np.nan_to_num(log_mad), 0.35)
+    active_rate = active_days / np.maximum(history_days, 1)
+    sparse_level = np.exp(np.nan_to_num(log_median))
+
+    method = np.full(n, INSUFFICIENT, dtype=object)
+    dense = (history_days >= MIN_DENSE_DAYS) & (zero_share <= SPARSE_ZERO_SHARE)
+    sparse = ~dense & (active_days >= MIN_SPARSE_ACTIVE) & (history_days >= MIN_DENSE_DAYS)
+    method[dense] = DENSE
+    method[sparse] = SPARSE
+
+    out_level = np.where(dense, np.nan_to_num(level), sparse_level)
+    out_scale = np.where(dense, scale, log_scale)
+    out_rate = np.where(dense, 1.0, active_rate)
+
+    # --- cold start: borrow the cohort's typical active day
+    if cohort is not None:
+        established = dense | sparse
+        for c in np.unique(cohort[cohort >= 0]):
+            members = (cohort == c) & established
+            cold = (cohort == c) & ~established
+            if not members.any() or not cold.any():
+                continue
+            # the cohort's typical active day and its spread, from members' own log medians
+            member_logs = np.log(np.maximum(np.where(dense, np.nan_to_num(level), sparse_level)[members], 1e-9))
+            centre_log = float(np.median(member_logs))
+            spread = float(np.median(np.abs(member_logs - centre_log)) * 1.4826) if members.sum() > 1 else 1.0
+            out_level[cold] = np.exp(centre_log)
+            out_scale[cold] = max(spread, 0.5) + 0.5  # wider than a member's own spread: it is a prior
+            out_rate[cold] = 1.0
+            method[cold] = PRIOR
+    return Baselines(
+        as_of=as_of,
+        method=tuple(str(m) for m in method),
+        level=np.asarray(out_level, dtype=np.float64),
+        slope=np.where(dense, slope, 0.0),
+        weekday=np.where(dense[:, None], factors, 1.0),
+        scale=np.asarray(out_scale, dtype=np.float64),
+        active_rate=np.asarray(out_rate, dtype=np.float64),
+        history_days=history_days,
+    )

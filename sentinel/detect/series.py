@@ -1,0 +1,78 @@
+"""Daily series from the store as polars frames and dense (series x day) matrices.
+
+Missing days are zero (the proxy simply has no rows for them); the last day may be partial and
+is marked so by the caller, who knows the time of day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import sqlite_utils
+from numpy.typing import NDArray
+
+from sentinel.models import METRIC_FIELDS, Grain
+
+# The entity kinds anomalies are reported for, and the stored grain each reads.
+ENTITY_GRAINS: dict[str, Grain] = {
+    "provider": Grain.PROVIDER,
+    "user": Grain.USER,
+    "team": Grain.TEAM,
+    "model": Grain.MODEL,
+    "key": Grain.KEY,
+}
+
+
+def load_daily(
+    db: sqlite_utils.Database, grain: Grain, start: date, end: date, source: str | None = None
+) -> pl.DataFrame:
+    """Stored facts of one grain as a frame: date, entity_id, and every counter (summed over sources)."""
+    where = "grain = ? AND date BETWEEN ? AND ?" + (" AND source = ?" if source else "")
+    params: list[str] = [grain.value, start.isoformat(), end.isoformat()]
+    if source:
+        params.append(source)
+    sums = ", ".join(f"SUM({m})" for m in METRIC_FIELDS)
+    rows = db.conn.execute(
+        f"SELECT date, entity_id, {sums} FROM daily_facts WHERE {where} GROUP BY date, entity_id", params
+    ).fetchall()
+    schema: dict[str, pl.DataType] = {"date": pl.Utf8(), "entity_id": pl.Utf8()}
+    schema.update({m: pl.Float64() for m in METRIC_FIELDS})
+    frame = pl.DataFrame(rows, schema=schema, orient="row")
+    return frame.with_columns(pl.col("date").str.to_date())
+
+
+@dataclass(frozen=True)
+class SeriesMatrix:
+    """Dense daily values: one row per entity, one column per day from ``start`` (zeros filled in)."""
+
+    entities: tuple[str, ...]
+    start: date
+    values: NDArray[np.float64]  # shape (n_entities, n_days)
+
+    @property
+    def days(self) -> int:
+        return int(self.values.shape[1])
+
+    def day(self, index: int) -> date:
+        return self.start + timedelta(days=index)
+
+    def index_of(self, day: date) -> int:
+        return (day - self.start).days
+
+
+def to_matrix(frame: pl.DataFrame, column: str, start: date, end: date) -> SeriesMatrix:
+    """Pivot a long frame (date, entity_id, column) into a zero-filled entity x day matrix."""
+    n_days = (end - start).days + 1
+    if frame.is_empty():
+        return SeriesMatrix((), start, np.zeros((0, n_days)))
+    entities = frame.get_column("entity_id").unique().sort()
+    index = {e: i for i, e in enumerate(entities.to_list())}
+    rows = frame.get_column("entity_id").replace_strict(index, return_dtype=pl.Int64).to_numpy()
+    cols = np.array([(d - start).days for d in frame.get_column("date").to_list()], dtype=np.int64)
+    keep = (cols >= 0) & (cols < n_days)
+    values = np.zeros((len(index), n_days))
+    np.add.at(values, (rows[keep], cols[keep]), frame.get_column(column).to_numpy()[keep])
+    return SeriesMatrix(tuple(entities.to_list()), start, values)
