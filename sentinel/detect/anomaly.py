@@ -27,8 +27,8 @@ SUSTAIN_DAYS = 3
 @dataclass(frozen=True)
 class Thresholds:
     z: float = 5.0  # single-day surprise, in spreads
-    sustained_z: float = 3.5  # combined surprise of SUSTAIN_DAYS days (sum of z / sqrt(days)) that is a shift
-    sustained_min_z: float = 1.0  # ... with every one of those days above the baseline by this much
+    sustained_z: float = 4.0  # combined surprise of SUSTAIN_DAYS days (sum of z / sqrt(days)) that is a shift
+    sustained_min_z: float = 1.5  # ... with every one of those days above the baseline by this much
     min_usd: float = 10.0
     min_pct: float = 0.5
     directions: frozenset[str] = frozenset({"up"})
@@ -69,8 +69,9 @@ class Finding:
         return None if self.expected <= 0 else (self.observed - self.expected) / self.expected
 
 
-def _month_echo(m: SeriesMatrix, idx: int) -> FloatArray:
-    """Spend at the same distance from month end in the previous two months (NaN when out of range)."""
+def _month_echo(m: SeriesMatrix, idx: int, weekday: FloatArray, today_weekday: int) -> FloatArray:
+    """Spend at the same distance from month end in the previous two months, rescaled to today's
+    weekday by the fitted weekday factors (NaN when out of range); the smaller of the two."""
     day = m.day(idx)
     next_month = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
     to_end = (next_month - day).days
@@ -80,7 +81,10 @@ def _month_echo(m: SeriesMatrix, idx: int) -> FloatArray:
         anchor_prev_end = anchor - timedelta(days=1)  # last day of the previous month
         ref_day = anchor_prev_end - timedelta(days=to_end - 1)
         j = m.index_of(ref_day)
-        refs.append(m.values[:, j] if 0 <= j < idx else np.full(m.values.shape[0], np.nan))
+        if 0 <= j < idx:
+            refs.append(m.values[:, j] * weekday[:, today_weekday] / weekday[:, ref_day.weekday()])
+        else:
+            refs.append(np.full(m.values.shape[0], np.nan))
         anchor = anchor_prev_end.replace(day=1)
     stacked = np.stack(refs, axis=1)
     with np.errstate(all="ignore"):
@@ -119,7 +123,8 @@ def find(
     expected = s.expected.copy()
     notes: dict[int, list[str]] = {}
     if share >= 1.0:
-        echo = _month_echo(m, idx)
+        # Put the echo days on today's weekday footing, so a weekday echo cannot excuse a weekend spike.
+        echo = _month_echo(m, idx, b.weekday, day.weekday())
         # A peak that also happened at this point of each previous month is a schedule, not a surprise.
         recurring = np.isfinite(echo) & (echo >= 0.5 * s.observed) & (s.observed > expected)
         for i in np.flatnonzero(recurring):
@@ -167,10 +172,13 @@ def find(
         exp_sum = np.nansum(np.stack([prior.expected(m.day(k)) for k in range(first, idx + 1)], axis=1), axis=1)
         with np.errstate(all="ignore"):
             sus_pct = np.where(exp_sum > 0, np.abs(impacts) / exp_sum, np.inf)
-        sus_material = (np.abs(impacts) >= thresholds.min_usd * SUSTAIN_DAYS) & (sus_pct >= thresholds.min_pct / 2)
+        sus_material = (np.abs(impacts) >= thresholds.min_usd * SUSTAIN_DAYS) & (
+            sus_pct >= max(thresholds.min_pct / 2, 0.25)
+        )
         combined = zmat.sum(axis=1) / np.sqrt(SUSTAIN_DAYS)
-        every_up = np.all(zmat >= thresholds.sustained_min_z, axis=1)
-        every_down = np.all(zmat <= -thresholds.sustained_min_z, axis=1)
+        # Every day above the baseline, and most of them clearly so: noise rarely does both.
+        every_up = np.all(zmat >= thresholds.sustained_min_z, axis=1) & (np.median(zmat, axis=1) >= 2.0)
+        every_down = np.all(zmat <= -thresholds.sustained_min_z, axis=1) & (np.median(zmat, axis=1) <= -2.0)
         sus_up = ("up" in thresholds.directions) & every_up & (combined >= thresholds.sustained_z) & (impacts > 0)
         sus_down = (
             ("down" in thresholds.directions) & every_down & (combined <= -thresholds.sustained_z) & (impacts < 0)

@@ -50,7 +50,7 @@ class Baselines:
         """Expected spend of each series on ``day`` (point forecast)."""
         w = day.weekday()
         ahead = (day - self.as_of).days
-        dense = np.maximum(self.level + self.slope * (ahead + LEVEL_DAYS / 2), 0.0) * self.weekday[:, w]
+        dense = np.maximum(self.level + self.slope * (ahead + (LEVEL_DAYS + 1) / 2), 0.0) * self.weekday[:, w]
         sparse = self.active_rate * self.level
         return np.where(np.array(self.method) == DENSE, dense, sparse)
 
@@ -179,7 +179,8 @@ def fit(
     # A trend may not extrapolate more than 3 % of the level per day: growth, not a forecast of a spike.
     cap = 0.03 * np.abs(np.nan_to_num(level))
     slope = np.clip(slope, -cap, cap)
-    centre = TREND_DAYS / 2
+    # The level is the median of the last LEVEL_DAYS, so it sits (LEVEL_DAYS + 1) / 2 days back.
+    centre = (LEVEL_DAYS + 1) / 2
     fitted = level[:, None] + slope[:, None] * (np.arange(-trend_part.shape[1], 0) + centre)
     resid = trend_part - fitted
     mad = _nanmedian(np.abs(resid - _nanmedian(resid, axis=1)[:, None]), axis=1) * 1.4826
@@ -216,7 +217,7 @@ def fit(
             centre_log = float(np.median(member_logs))
             spread = float(np.median(np.abs(member_logs - centre_log)) * 1.4826) if members.sum() > 1 else 1.0
             out_level[cold] = np.exp(centre_log)
-            out_scale[cold] = max(spread, 0.5) + 0.5  # wider than a member's own spread: it is a prior
+            out_scale[cold] = max(spread, 0.35) + 0.25  # wider than a member's own spread: it is a prior
             out_rate[cold] = 1.0
             method[cold] = PRIOR
     return Baselines(

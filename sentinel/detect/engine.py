@@ -27,7 +27,7 @@ from sentinel.detect.series import ENTITY_GRAINS, SeriesMatrix, load_daily, to_m
 from sentinel.models import Grain
 
 TOKEN_TYPES = ("prompt_tokens", "completion_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-EPISODE_GAP_DAYS = 1  # a quiet day inside an episode does not end it
+EPISODE_GAP_DAYS = 4  # quiet days inside an episode (a weekend, a dip) do not end it
 HISTORY_DAYS = 120  # history loaded before the first day scored (the fit itself uses the last 8 weeks)
 
 

@@ -13,6 +13,7 @@ from sentinel.detect.baseline import DENSE, INSUFFICIENT, Baselines, FloatArray
 # Heavy-tailed residuals: a Student t with few degrees of freedom keeps p-values honest for spend,
 # whose ordinary days already include the odd doubling.
 DF = 4
+WEEKDAY_SPREAD_FLOOR = 0.15
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,9 @@ def score(b: Baselines, observed: FloatArray, day: date, *, z_limit: float, shar
     expected_day = b.expected(day)
     expected = expected_day * share
     # A partial day's spread shrinks roughly with the square root of the share elapsed.
-    day_scale = b.scale * b.weekday[:, w] * np.sqrt(max(share, 1e-6))
+    # A quiet weekday's factor may not shrink the spread below a fifth of an average day: low-volume
+    # days are relatively noisier (one person working on a Saturday is not an anomaly).
+    day_scale = np.maximum(b.scale * b.weekday[:, w], WEEKDAY_SPREAD_FLOOR * b.level) * np.sqrt(max(share, 1e-6))
     with np.errstate(all="ignore"):
         z_dense = (observed - expected) / day_scale
         active_level = b.level * share
@@ -52,7 +55,8 @@ def score(b: Baselines, observed: FloatArray, day: date, *, z_limit: float, shar
     z = np.where(dense, z_dense, np.where(known, z_sparse, 0.0))
     z = np.nan_to_num(z)
     lower = np.where(dense, np.maximum(expected - z_limit * day_scale, 0.0), 0.0)
-    upper = np.where(dense, expected + z_limit * day_scale, active_level * np.exp(z_limit * b.scale))
+    log_spread = np.where(dense, 0.0, b.scale)  # only sparse and prior series have a log-scale spread
+    upper = np.where(dense, expected + z_limit * day_scale, active_level * np.exp(z_limit * log_spread))
     upper = np.where(known, upper, np.nan)
     lower = np.where(known, lower, np.nan)
     p = np.where(z >= 0, stats.t.sf(z, DF), stats.t.cdf(z, DF))
