@@ -107,3 +107,67 @@ def test_demo_runs_without_configuration(tmp_path: Path) -> None:
     by_provider = store.conn.execute("SELECT SUM(spend) FROM daily_facts WHERE grain = 'provider'").fetchone()[0]
     assert total > 0 and abs(total - by_provider) < 1e-6
     assert f"${total:,.2f}" in result.output
+
+
+BACKTEST_FIELDS = {
+    "kind",
+    "entity_type",
+    "entity_id",
+    "date",
+    "detected_at",
+    "observed",
+    "expected",
+    "lower",
+    "upper",
+    "impact_usd",
+    "direction",
+    "contributors",
+    "episode",
+    "method",
+    "history_days",
+    "p_value",
+    "z",
+}
+
+
+def test_backtest_jsonl_finds_the_injected_spike_and_detect_runs(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from simhelp import make_client
+
+    from sentinel.config import SyncSettings
+    from sentinel.sync import backfill
+
+    model = small_model(days=90, users=40, seed=5)
+    db = tmp_path / "s.db"
+    store = open_store(db)
+    settings = SyncSettings()
+    with (
+        SimulatorServer(model, api_key="sk-sentinel-test-master-7f3a9c").running() as url,
+        make_client(url, store, settings) as client,
+    ):
+        backfill(store, client, settings, since_for(90), NOW)
+    runner = CliRunner()
+    since = (TODAY - timedelta(days=40)).isoformat()
+    result = runner.invoke(
+        main,
+        ["backtest", "--db", str(db), "--since", since, "--until", str(TODAY - timedelta(days=1)), "--format", "jsonl"],
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert records and all(set(r) >= BACKTEST_FIELDS and r["kind"] == "anomaly" for r in records)
+    assert all(since <= r["date"] < TODAY.isoformat() for r in records)
+    spike = next(e for e in model.events if e.kind == "spike")
+    hits = [r for r in records if r["entity_id"] == spike.entity_id and r["date"] == spike.start.isoformat()]
+    assert hits, f"the injected spike on {spike.entity_id} {spike.start} was not found"
+    (hit,) = hits
+    assert hit["direction"] == "up" and hit["observed"] > hit["upper"] and hit["impact_usd"] > 0
+    assert hit["contributors"] and hit["contributors"][0]["delta_usd"] > 0
+
+    table = runner.invoke(main, ["backtest", "--db", str(db), "--since", since])
+    assert table.exit_code == 0 and "anomaly episodes" in table.output
+    detect = runner.invoke(main, ["detect", "--db", str(db), "--format", "json", "--lookback", "10"])
+    assert detect.exit_code == 0, detect.output
+    assert isinstance(json.loads(detect.output), list)
+    stored_fits = store.conn.execute("SELECT COUNT(*) FROM baselines").fetchone()[0]
+    assert stored_fits in (0, 5)  # today's fits are stored once enough of the day has passed
