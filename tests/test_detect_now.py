@@ -64,3 +64,17 @@ def test_a_runaway_today_is_caught_the_same_day(tmp_path: Path) -> None:
     (hit,) = hits
     assert hit["direction"] == "up" and 0.1 < hit["share_of_day"] < 1
     assert hit["detected_at"] == NOW.isoformat() and hit["date"] == TODAY.isoformat()
+
+
+def test_daily_series_are_zero_filled_and_mark_today_partial(tmp_path: Path) -> None:
+    from sentinel.detect.series import daily_series
+
+    _model, store = synced_store(tmp_path)
+    frame = daily_series(store, "user", since_for(70), TODAY)
+    users = frame.get_column("entity_id").n_unique()
+    assert frame.height == users * 70  # every user has every day, zeros included
+    assert frame.filter(frame["partial"]).get_column("date").unique().to_list() == [TODAY]
+    stored = store.conn.execute("SELECT COUNT(*) FROM daily_facts WHERE grain = 'user'").fetchone()[0]
+    assert frame.filter(frame["spend"] > 0).height <= stored < frame.height
+    total = store.conn.execute("SELECT SUM(spend) FROM daily_facts WHERE grain = 'user'").fetchone()[0]
+    assert abs(frame.get_column("spend").sum() - total) < 1e-6

@@ -112,7 +112,13 @@ def contributors(
                 if row is not None:
                     candidates.append(_mover("user", u, row, idx))
     sign = 1.0 if direction == "up" else -1.0
-    candidates = [c for c in candidates if sign * float(c["delta_usd"]) > 0]  # type: ignore[arg-type]
+    # Only movers that explain a visible part of the change (a cent of a dollar anomaly says nothing).
+    largest = max((sign * float(c["delta_usd"]) for c in candidates), default=0.0)  # type: ignore[arg-type]
+    candidates = [
+        c
+        for c in candidates
+        if sign * float(c["delta_usd"]) > max(0.01, 0.02 * largest)  # type: ignore[arg-type]
+    ]
     candidates.sort(key=lambda c: -sign * float(c["delta_usd"]))  # type: ignore[arg-type]
     return candidates[:top]
 

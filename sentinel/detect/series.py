@@ -76,3 +76,18 @@ def to_matrix(frame: pl.DataFrame, column: str, start: date, end: date) -> Serie
     values = np.zeros((len(index), n_days))
     np.add.at(values, (rows[keep], cols[keep]), frame.get_column(column).to_numpy()[keep])
     return SeriesMatrix(tuple(entities.to_list()), start, values)
+
+
+def daily_series(
+    db: sqlite_utils.Database, kind: str, start: date, today: date, source: str | None = None
+) -> pl.DataFrame:
+    """One row per entity and day from ``start`` to ``today``: spend, tokens, requests; missing days
+    are zero, and ``partial`` marks today, which is still running."""
+    frame = load_daily(db, ENTITY_GRAINS[kind], start, today, source)
+    days = pl.DataFrame({"date": pl.date_range(start, today, interval="1d", eager=True)})
+    entities = frame.select("entity_id").unique()
+    grid = entities.join(days, how="cross")
+    full = grid.join(frame, on=["entity_id", "date"], how="left").with_columns(
+        [pl.col(m).fill_null(0.0) for m in METRIC_FIELDS]
+    )
+    return full.with_columns((pl.col("date") == today).alias("partial")).sort(["entity_id", "date"])
