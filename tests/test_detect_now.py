@@ -35,7 +35,18 @@ def test_fits_are_stored_as_json_and_reused_within_the_day(tmp_path: Path) -> No
     assert all(r[1] == TODAY.isoformat() and r[2] == NOW.isoformat() for r in rows)
     doc = json.loads(rows[-1][3])
     some = next(iter(doc["series"].values()))
-    assert set(some) == {"method", "level", "slope", "weekday", "scale", "active_rate", "history_days"}
+    assert set(some) == {
+        "method",
+        "level",
+        "slope",
+        "weekday",
+        "scale",
+        "active_rate",
+        "history_days",
+        "weekday_active",
+        "active_level",
+        "active_log_scale",
+    }
     detect_now(store, NOW + timedelta(minutes=15))  # the next tick reuses the day's fits
     again = store.conn.execute("SELECT fitted_at FROM baselines").fetchall()
     assert {r[0] for r in again} == {NOW.isoformat()}

@@ -69,26 +69,39 @@ class Finding:
         return None if self.expected <= 0 else (self.observed - self.expected) / self.expected
 
 
-def _month_echo(m: SeriesMatrix, idx: int, weekday: FloatArray, today_weekday: int) -> FloatArray:
-    """Spend at the same distance from month end in the previous two months, rescaled to today's
-    weekday by the fitted weekday factors (NaN when out of range); the smaller of the two."""
+def _month_peak_ratio(m: SeriesMatrix, idx: int, b: Baselines) -> FloatArray:
+    """How far above its usual level each series was at this point of the previous two months.
+
+    For each month, the largest ratio of spend to the fitted expectation within a day of the same
+    distance from month end (batch jobs drift by a day); the smaller of the two months when the
+    history covers both, so a single odd month does not make a schedule. NaN without history.
+    """
     day = m.day(idx)
     next_month = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
     to_end = (next_month - day).days
-    refs = []
+    usual = np.maximum(b.level, 1e-12)
+    per_month = []
     anchor = day.replace(day=1)
     for _ in range(2):
-        anchor_prev_end = anchor - timedelta(days=1)  # last day of the previous month
-        ref_day = anchor_prev_end - timedelta(days=to_end - 1)
-        j = m.index_of(ref_day)
-        if 0 <= j < idx:
-            refs.append(m.values[:, j] * weekday[:, today_weekday] / weekday[:, ref_day.weekday()])
-        else:
-            refs.append(np.full(m.values.shape[0], np.nan))
-        anchor = anchor_prev_end.replace(day=1)
-    stacked = np.stack(refs, axis=1)
+        prev_end = anchor - timedelta(days=1)
+        centre = prev_end - timedelta(days=to_end - 1)
+        best = np.full(m.values.shape[0], np.nan)
+        for offset in (-1, 0, 1):
+            ref = centre + timedelta(days=offset)
+            j = m.index_of(ref)
+            if 0 <= j < idx:
+                ratio = m.values[:, j] / (usual * b.weekday[:, ref.weekday()])
+                best = np.fmax(best, ratio)
+        per_month.append(best)
+        anchor = prev_end.replace(day=1)
+    both = np.stack(per_month, axis=1)
     with np.errstate(all="ignore"):
-        return np.asarray(np.nanmin(np.where(np.isnan(stacked), np.nan, stacked), axis=1), dtype=np.float64)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            # the smaller of the months the history covers (one is enough early on)
+            return np.asarray(np.nanmin(both, axis=1), dtype=np.float64)
 
 
 def fit_for(m: SeriesMatrix, day: date, cohort: NDArray[np.int64] | None = None) -> Baselines:
@@ -123,13 +136,14 @@ def find(
     expected = s.expected.copy()
     notes: dict[int, list[str]] = {}
     if share >= 1.0:
-        # Put the echo days on today's weekday footing, so a weekday echo cannot excuse a weekend spike.
-        echo = _month_echo(m, idx, b.weekday, day.weekday())
-        # A peak that also happened at this point of each previous month is a schedule, not a surprise.
-        recurring = np.isfinite(echo) & (echo >= 0.5 * s.observed) & (s.observed > expected)
+        # A peak of the same size at this point of each previous month is a schedule, not a surprise.
+        peak = _month_peak_ratio(m, idx, b)
+        usual_today = np.maximum(b.level, 1e-12) * b.weekday[:, day.weekday()]
+        today_ratio = s.observed / usual_today
+        recurring = np.isfinite(peak) & (peak >= 2.0) & (peak >= 0.5 * today_ratio) & (s.observed > expected)
         for i in np.flatnonzero(recurring):
-            notes.setdefault(int(i), []).append("matches the same day of previous months")
-        expected = np.where(recurring, np.maximum(expected, echo), expected)
+            notes.setdefault(int(i), []).append("a peak like this happened at this point of previous months")
+        expected = np.where(recurring, np.maximum(expected, peak * usual_today), expected)
     impact = s.observed - expected
     with np.errstate(all="ignore"):
         pct = np.where(expected > 0, np.abs(impact) / expected, np.inf)
@@ -146,16 +160,20 @@ def find(
         # break, however noisy its usual level: the spread says how much, not whether.
         recent = m.values[:, max(0, idx - 28) : idx]
         always_on = (recent > 0).mean(axis=1) >= 0.9 if recent.shape[1] >= 14 else np.zeros(len(m.entities), bool)
-        stopped = always_on & (s.observed <= 0.05 * expected) & (impact < 0)
+        stopped = always_on & (s.observed <= 0.05 * expected) & (impact <= -0.5 * thresholds.min_usd)
         for i in np.flatnonzero(stopped & ~down):
             notes.setdefault(int(i), []).append("spend stopped on a series active every recent day")
         down |= stopped
+    else:
+        stopped = np.zeros(len(m.entities), dtype=bool)
     if org_ratio is not None:
         # A drop the whole proxy shares (a holiday, a quiet weekend) is not this entity's outage.
         with np.errstate(all="ignore"):
             own_ratio = s.observed / np.maximum(expected, 1e-12)
-        down &= own_ratio < 0.5 * org_ratio
-    flagged = material & (up | down)
+        shared = own_ratio >= 0.5 * org_ratio
+        down &= ~shared
+        stopped &= ~shared
+    flagged = (material & (up | down)) | stopped
     methods = [b.method[i] for i in range(len(m.entities))]
 
     # Sustained: the last days against the baseline from before them.
@@ -179,6 +197,9 @@ def find(
         # Every day above the baseline, and most of them clearly so: noise rarely does both.
         every_up = np.all(zmat >= thresholds.sustained_min_z, axis=1) & (np.median(zmat, axis=1) >= 2.0)
         every_down = np.all(zmat <= -thresholds.sustained_min_z, axis=1) & (np.median(zmat, axis=1) <= -2.0)
+        # A quiet weekend day inside a shift (small base, small z) must not hide it.
+        every_up |= (np.sum(zmat >= 2.0, axis=1) >= SUSTAIN_DAYS - 1) & np.all(zmat >= 0.0, axis=1)
+        every_down |= (np.sum(zmat <= -2.0, axis=1) >= SUSTAIN_DAYS - 1) & np.all(zmat <= 0.0, axis=1)
         sus_up = ("up" in thresholds.directions) & every_up & (combined >= thresholds.sustained_z) & (impacts > 0)
         sus_down = (
             ("down" in thresholds.directions) & every_down & (combined <= -thresholds.sustained_z) & (impacts < 0)

@@ -45,6 +45,9 @@ class Baselines:
     scale: FloatArray  # spread of a day around the expectation (dense), or log-spread (sparse/prior)
     active_rate: FloatArray  # share of days with spend (sparse/prior); 1 for dense
     history_days: NDArray[np.int64]  # days since the series' first spend, within the fit window
+    weekday_active: FloatArray  # (n, 7) share of each weekday with spend (intermittent weekends)
+    active_level: FloatArray  # median spend of a day with spend
+    active_log_scale: FloatArray  # log-spread of days with spend
 
     def expected(self, day: date) -> FloatArray:
         """Expected spend of each series on ``day`` (point forecast)."""
@@ -66,6 +69,9 @@ class Baselines:
                     "scale": round(float(self.scale[i]), 9),
                     "active_rate": round(float(self.active_rate[i]), 6),
                     "history_days": int(self.history_days[i]),
+                    "weekday_active": [round(float(x), 4) for x in self.weekday_active[i]],
+                    "active_level": round(float(self.active_level[i]), 9),
+                    "active_log_scale": round(float(self.active_log_scale[i]), 6),
                 }
                 for i, e in enumerate(entities)
             },
@@ -87,6 +93,9 @@ def from_json(doc: dict[str, object]) -> tuple[tuple[str, ...], Baselines]:
         scale=np.array([r["scale"] for r in rows], dtype=np.float64),
         active_rate=np.array([r["active_rate"] for r in rows], dtype=np.float64),
         history_days=np.array([r["history_days"] for r in rows], dtype=np.int64),
+        weekday_active=np.array([r["weekday_active"] for r in rows], dtype=np.float64).reshape(len(rows), 7),
+        active_level=np.array([r["active_level"] for r in rows], dtype=np.float64),
+        active_log_scale=np.array([r["active_log_scale"] for r in rows], dtype=np.float64),
     )
 
 
@@ -146,7 +155,7 @@ def fit(
     *,
     cohort: NDArray[np.int64] | None = None,
     min_scale_share: float = 0.1,
-    min_scale_usd: float = 0.5,
+    min_scale_usd: float = 0.1,
 ) -> Baselines:
     """Fit every row of ``history`` (days start .. as_of - 1) for predicting ``as_of`` onward.
 
@@ -220,7 +229,13 @@ def fit(
             out_scale[cold] = max(spread, 0.35) + 0.25  # wider than a member's own spread: it is a prior
             out_rate[cold] = 1.0
             method[cold] = PRIOR
+    in_life_days = np.stack([np.sum(in_life[:, wd == w], axis=1) for w in range(7)], axis=1)
+    active_by_day = np.stack([np.sum((positive & in_life)[:, wd == w], axis=1) for w in range(7)], axis=1)
+    weekday_active = np.where(in_life_days > 0, active_by_day / np.maximum(in_life_days, 1), 1.0)
     return Baselines(
+        weekday_active=np.asarray(weekday_active, dtype=np.float64),
+        active_level=np.asarray(np.where(active_days > 0, sparse_level, 0.0), dtype=np.float64),
+        active_log_scale=np.asarray(log_scale, dtype=np.float64),
         as_of=as_of,
         method=tuple(str(m) for m in method),
         level=np.asarray(out_level, dtype=np.float64),

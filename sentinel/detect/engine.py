@@ -6,7 +6,7 @@ I/O is only in ``load``; ``detect_day`` and ``backtest`` are pure over the loade
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -22,7 +22,7 @@ from sentinel.detect.anomaly import (
     org_ratio,
 )
 from sentinel.detect.baseline import Baselines
-from sentinel.detect.explain import ExplainContext, contributors, price_volume
+from sentinel.detect.explain import ExplainContext, contributors, price_volume, provider_of
 from sentinel.detect.series import ENTITY_GRAINS, SeriesMatrix, load_daily, to_matrix
 from sentinel.models import Grain
 
@@ -126,10 +126,58 @@ def detect_day(
                 for f in find_unit_cost(kind, matrix, tokens, day, thresholds=limits[kind])
                 if f.entity_id not in flagged
             )
-    return out
+    return consolidate(out, data.explain)
 
 
 UNIT_COST_KINDS = ("user", "model")
+EXPLAINED = 0.8  # a finding whose impact is mostly one child's is reported once, on the child or parent
+
+
+def consolidate(findings: list[Finding], ctx: ExplainContext) -> list[Finding]:
+    """One incident, one finding: a key that is its owner's whole anomaly, a model that is its
+    provider's, and a team that one member explains are folded into the finding that names them."""
+    index = {(f.entity_type, f.entity_id, f.direction): f for f in findings}
+    folded: dict[tuple[str, str, str], list[str]] = {}
+    drop: set[tuple[str, str, str]] = set()
+
+    def fold(child: Finding, parent_key: tuple[str, str, str], keep_parent: bool) -> None:
+        parent = index.get(parent_key)
+        if parent is None or abs(child.impact_usd) < EXPLAINED * abs(parent.impact_usd):
+            return
+        kept, gone = (parent, child) if keep_parent else (child, parent)
+        drop.add((gone.entity_type, gone.entity_id, gone.direction))
+        folded.setdefault((kept.entity_type, kept.entity_id, kept.direction), []).append(
+            f"also the {gone.entity_type} {gone.entity_id}'s anomaly"
+        )
+
+    for f in findings:
+        if f.entity_type == "key" and f.entity_id in ctx.key_owner:
+            fold(f, ("user", ctx.key_owner[f.entity_id], f.direction), keep_parent=True)
+        elif f.entity_type == "model" and provider_of(f.entity_id):
+            fold(f, ("provider", provider_of(f.entity_id), f.direction), keep_parent=True)
+        elif f.entity_type == "user":
+            for team in ctx.user_teams.get(f.entity_id, ()):
+                fold(f, ("team", team, f.direction), keep_parent=False)
+    # A model or provider moved by one user's (or key's) anomaly is that anomaly, seen from above.
+    for f in findings:
+        if f.entity_type not in ("model", "provider") or (f.entity_type, f.entity_id, f.direction) in drop:
+            continue
+        for c in contributors(ctx, f.entity_type, f.entity_id, f.date, f.direction, top=3):
+            owner = str(c["id"]) if c["type"] == "user" else ctx.key_owner.get(str(c["id"]), "")
+            user_key = ("user", owner, f.direction)
+            explains = abs(float(c["delta_usd"])) >= EXPLAINED * abs(f.impact_usd)  # type: ignore[arg-type]
+            if c["type"] in ("user", "key") and user_key in index and explains and user_key not in drop:
+                drop.add((f.entity_type, f.entity_id, f.direction))
+                folded.setdefault(user_key, []).append(f"also the {f.entity_type} {f.entity_id}'s anomaly")
+                break
+    out = []
+    for f in findings:
+        key = (f.entity_type, f.entity_id, f.direction)
+        if key in drop:
+            continue
+        extra = folded.get(key)
+        out.append(replace(f, notes=(*f.notes, *extra)) if extra else f)
+    return out
 
 
 def _total_tokens(data: DetectionData, kind: str) -> SeriesMatrix:

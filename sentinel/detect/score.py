@@ -14,6 +14,7 @@ from sentinel.detect.baseline import DENSE, INSUFFICIENT, Baselines, FloatArray
 # whose ordinary days already include the odd doubling.
 DF = 4
 WEEKDAY_SPREAD_FLOOR = 0.15
+INTERMITTENT = 0.8  # a weekday with spend on fewer than this share of weeks comes and goes
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,14 @@ def score(b: Baselines, observed: FloatArray, day: date, *, z_limit: float, shar
         z_sparse = np.where(
             observed > 0, (np.log(np.maximum(observed, 1e-12)) - np.log(np.maximum(active_level, 1e-12))) / b.scale, 0.0
         )
+    # A dense series whose spend on this weekday comes and goes (someone working some Saturdays)
+    # is judged on such days like a sparse one: is this active day bigger than its usual active day?
+    intermittent = dense & (b.weekday_active[:, w] < INTERMITTENT) & (observed > expected)
+    with np.errstate(all="ignore"):
+        z_intermittent = (
+            np.log(np.maximum(observed, 1e-12)) - np.log(np.maximum(b.active_level * share, 1e-12))
+        ) / b.active_log_scale
+    z_dense = np.where(intermittent, np.minimum(z_dense, z_intermittent), z_dense)
     z = np.where(dense, z_dense, np.where(known, z_sparse, 0.0))
     z = np.nan_to_num(z)
     lower = np.where(dense, np.maximum(expected - z_limit * day_scale, 0.0), 0.0)

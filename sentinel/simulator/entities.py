@@ -258,6 +258,12 @@ class _Builder:
         )
         a = self.actors
         base = float(np.exp(rng.normal(np.log(60.0), 0.9)))
+        # The injected spike and model switch go to users busy enough for them to cost real money:
+        # an 8x day of a user who spends cents is not an anomaly anyone should be paged for.
+        if i == self.roles.get("spike"):
+            base = max(base, 150.0)
+        elif i == self.roles.get("switch"):
+            base = max(base, 600.0)
         sparse = profile == "sparse"
         a.base_rate.append(base * (0.5 if sparse else 0.25 if profile == "batch" else 1.0))
         a.p_weekday.append(0.18 if sparse else 0.97 if profile == "batch" else 0.93)
