@@ -48,6 +48,29 @@ class SyncResult:
     error: str | None = None
 
 
+class _Meter:
+    """Calls, bytes and time spent by one poll or backfill."""
+
+    def __init__(self, client: LiteLLMClient) -> None:
+        self.client = client
+        self.began = time.monotonic()
+        self.calls0, self.bytes0 = client.stats.calls, client.stats.bytes
+
+    def result(self, mode: str, start: date, end: date, days: int, rows: int) -> SyncResult:
+        stats = self.client.stats
+        return SyncResult(
+            self.client.name,
+            mode,
+            start,
+            end,
+            days,
+            rows,
+            stats.calls - self.calls0,
+            stats.bytes - self.bytes0,
+            time.monotonic() - self.began,
+        )
+
+
 def open_client(
     src: SourceSettings, sync: SyncSettings, db: sqlite_utils.Database, environ: dict[str, str] | None = None
 ) -> LiteLLMClient:
@@ -184,8 +207,7 @@ def _run_chunks(
 
 def poll(db: sqlite_utils.Database, client: LiteLLMClient, settings: SyncSettings, now: datetime) -> SyncResult:
     """Re-read the trailing days (they still change) and catch up any gap since the last stored day."""
-    began = time.monotonic()
-    calls0, bytes0 = client.stats.calls, client.stats.bytes
+    meter = _Meter(client)
     today = utc_today(now)
     start = today - timedelta(days=settings.trailing_days - 1)
     stored = [(date.fromisoformat(d), final) for d, final in fact_store.stored_days(db, client.name)]
@@ -201,17 +223,7 @@ def poll(db: sqlite_utils.Database, client: LiteLLMClient, settings: SyncSetting
         sync_entities(db, client, now)
     with transaction(db):
         state_store.mark_success(db, client.name, now)
-    return SyncResult(
-        client.name,
-        "poll",
-        start,
-        today,
-        (today - start).days + 1,
-        rows,
-        client.stats.calls - calls0,
-        client.stats.bytes - bytes0,
-        time.monotonic() - began,
-    )
+    return meter.result("poll", start, today, (today - start).days + 1, rows)
 
 
 def _ranges_to_reread(
@@ -270,8 +282,7 @@ def backfill(
     progress: Progress | None = None,
 ) -> SyncResult:
     """Read every day from ``since`` to today, resuming after the last committed chunk."""
-    began = time.monotonic()
-    calls0, bytes0 = client.stats.calls, client.stats.bytes
+    meter = _Meter(client)
     today = utc_today(now)
     if since > today:
         since = today
@@ -303,17 +314,7 @@ def backfill(
     with transaction(db):
         state_store.finish_backfill(db, client.name, now)
         state_store.mark_success(db, client.name, now)
-    return SyncResult(
-        client.name,
-        "backfill",
-        since,
-        today,
-        total,
-        rows,
-        client.stats.calls - calls0,
-        client.stats.bytes - bytes0,
-        time.monotonic() - began,
-    )
+    return meter.result("backfill", since, today, total, rows)
 
 
 def sync_source(
