@@ -123,8 +123,12 @@ def find(
     share: float = 1.0,
     org_ratio: float | None = None,
     fitted: Baselines | None = None,
+    excused: dict[str, float] | None = None,
 ) -> list[Finding]:
     """Anomalies of every series of one entity kind on ``day`` (``share`` < 1: a partial day).
+
+    ``excused`` (if given) receives the dollars above the baseline of series whose peak was
+    excused as a monthly schedule, so the teams and providers it lifts can be excused too.
 
     ``fitted``: baselines already fitted for ``day`` for exactly these series (reused between ticks).
     """
@@ -135,6 +139,7 @@ def find(
     s = score(b, m.values[:, idx], day, z_limit=thresholds.z, share=share)
     expected = s.expected.copy()
     notes: dict[int, list[str]] = {}
+    recurring = np.zeros(len(m.entities), dtype=bool)
     if share >= 1.0:
         # A peak of the same size at this point of each previous month is a schedule, not a surprise.
         peak = _month_peak_ratio(m, idx, b)
@@ -144,6 +149,9 @@ def find(
         for i in np.flatnonzero(recurring):
             notes.setdefault(int(i), []).append("a peak like this happened at this point of previous months")
         expected = np.where(recurring, np.maximum(expected, peak * usual_today), expected)
+        if excused is not None:
+            for i in np.flatnonzero(recurring):
+                excused[m.entities[i]] = float(s.observed[i] - s.expected[i])
     impact = s.observed - expected
     with np.errstate(all="ignore"):
         pct = np.where(expected > 0, np.abs(impact) / expected, np.inf)
@@ -206,7 +214,7 @@ def find(
         )
         if org_ratio is not None:
             sus_down &= False  # multi-day drops of a provider need the single-day test's org check
-        sustained = sus_material & (sus_up | sus_down) & ~flagged
+        sustained = sus_material & (sus_up | sus_down) & ~flagged & ~recurring
         known = np.array([p != "insufficient" for p in prior.method])
         sustained &= known
         for i in np.flatnonzero(sustained):

@@ -105,6 +105,7 @@ def detect_day(
     limits = thresholds or DEFAULT_THRESHOLDS
     ratio = org_ratio(data.total, day) if share >= 1.0 else None
     out: list[Finding] = []
+    scheduled: dict[str, float] = {}  # users whose peak is a monthly schedule -> dollars it adds
     for kind, matrix in data.spend.items():
         found = find(
             kind,
@@ -115,6 +116,7 @@ def detect_day(
             share=share,
             org_ratio=ratio,
             fitted=(fitted or {}).get(kind),
+            excused=scheduled if kind == "user" else None,
         )
         out.extend(found)
         if kind in UNIT_COST_KINDS and share >= 1.0:
@@ -126,7 +128,18 @@ def detect_day(
                 for f in find_unit_cost(kind, matrix, tokens, day, thresholds=limits[kind])
                 if f.entity_id not in flagged
             )
+    if scheduled:
+        out = [f for f in out if not _lifted_by_schedule(f, scheduled, data.explain, limits[f.entity_type])]
     return consolidate(out, data.explain)
+
+
+def _lifted_by_schedule(f: Finding, scheduled: dict[str, float], ctx: ExplainContext, limits: Thresholds) -> bool:
+    """A team, provider or model whose excess is mostly a user's monthly scheduled peak."""
+    if f.entity_type not in ("team", "provider", "model") or f.direction != "up":
+        return False
+    movers = contributors(ctx, f.entity_type, f.entity_id, f.date, "up", top=10)
+    lifted = sum(scheduled.get(str(c["id"]), 0.0) for c in movers if c["type"] == "user")
+    return f.impact_usd - lifted < max(limits.min_usd, limits.min_pct * max(f.expected, 0.0))
 
 
 UNIT_COST_KINDS = ("user", "model")

@@ -313,6 +313,8 @@ class _Builder:
         key = self._key(f"{u.user_id}-{self.teams[teams[0]].team_alias}", user, teams[0], created)
         index = user - 1  # users[0] is the admin
         forced = CHEAP_MODEL if index == self.roles.get("switch") else None
+        if index == self.roles.get("spike"):
+            forced = _SONNET  # the spike user works on a priced model, so an 8x day costs real money
         if forced is None and len(outage) < 2:
             forced = _AZURE_MODEL  # guarantee some azure traffic for the outage to remove
         switch: tuple[int, int] | None = None
