@@ -171,3 +171,16 @@ def test_backtest_jsonl_finds_the_injected_spike_and_detect_runs(tmp_path: Path)
     assert isinstance(json.loads(detect.output), list)
     stored_fits = store.conn.execute("SELECT COUNT(*) FROM baselines").fetchone()[0]
     assert stored_fits in (0, 5)  # today's fits are stored once enough of the day has passed
+
+
+def test_detect_and_backtest_on_an_empty_store(tmp_path: Path) -> None:
+    db = str(tmp_path / "empty.db")
+    runner = CliRunner()
+    detect = runner.invoke(main, ["detect", "--db", db])
+    assert detect.exit_code == 0, detect.output
+    assert "No anomalies" in detect.output
+    backtest = runner.invoke(
+        main, ["backtest", "--db", db, "--since", "2026-11-01", "--until", "2026-11-20", "--format", "jsonl"]
+    )
+    assert backtest.exit_code == 0, backtest.output
+    assert backtest.output == ""

@@ -133,7 +133,7 @@ def find(
     ``fitted``: baselines already fitted for ``day`` for exactly these series (reused between ticks).
     """
     idx = m.index_of(day)
-    if idx < 1 or idx >= m.days:
+    if idx < 1 or idx >= m.days or not m.entities:
         return []
     b = fitted if fitted is not None and fitted.as_of == day else _fit_at(m, idx, cohort)
     s = score(b, m.values[:, idx], day, z_limit=thresholds.z, share=share)
@@ -215,7 +215,7 @@ def find(
         if org_ratio is not None:
             sus_down &= False  # multi-day drops of a provider need the single-day test's org check
         sustained = sus_material & (sus_up | sus_down) & ~flagged & ~recurring
-        known = np.array([p != "insufficient" for p in prior.method])
+        known = np.array([p != "insufficient" for p in prior.method], dtype=bool)
         sustained &= known
         for i in np.flatnonzero(sustained):
             methods[i] = f"{prior.method[i]}+sustained"
@@ -275,7 +275,7 @@ def find_unit_cost(
     Expected spend is today's tokens at the usual price; the impact is what the price change cost.
     """
     idx = spend.index_of(day)
-    if idx < 7 or idx >= spend.days or spend.entities != tokens.entities:
+    if idx < 7 or idx >= spend.days or not spend.entities or spend.entities != tokens.entities:
         return []
     lo = max(0, idx - PRICE_BASE_DAYS)
     past_spend, past_tokens = spend.values[:, lo:idx], tokens.values[:, lo:idx]

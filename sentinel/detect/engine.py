@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
+import polars as pl
 import sqlite_utils
 
 from sentinel.detect.anomaly import (
@@ -49,8 +50,7 @@ def load(db: sqlite_utils.Database, start: date, end: date, source: str | None =
         spend[kind] = to_matrix(frame, "spend", start, end)
         tokens[kind] = {t: to_matrix(frame, t, start, end) for t in TOKEN_TYPES}
     total = to_matrix(load_daily(db, Grain.TOTAL, start, end, source), "spend", start, end)
-    model_key_frame = load_daily(db, Grain.MODEL_KEY, start, end, source)
-    model_key = _model_key_matrix(db, start, end, source, model_key_frame.is_empty())
+    model_key = _model_key_matrix(db, start, end, source)
     key_owner: dict[str, str] = {}
     key_team: dict[str, str] = {}
     for token, user_id, team_id in db.conn.execute("SELECT token, user_id, team_id FROM keys"):
@@ -76,19 +76,14 @@ def load(db: sqlite_utils.Database, start: date, end: date, source: str | None =
     return DetectionData(start, end, spend, total, cohorts, ctx)
 
 
-def _model_key_matrix(
-    db: sqlite_utils.Database, start: date, end: date, source: str | None, empty: bool
-) -> SeriesMatrix:
-    if empty:
-        return SeriesMatrix((), start, np.zeros((0, (end - start).days + 1)))
+def _model_key_matrix(db: sqlite_utils.Database, start: date, end: date, source: str | None) -> SeriesMatrix:
+    """Spend per model x key ("model\x1fkey" rows): the join that gives users and teams their models."""
     where = "grain = 'model_key' AND date BETWEEN ? AND ?" + (" AND source = ?" if source else "")
     params = [start.isoformat(), end.isoformat(), *([source] if source else [])]
     rows = db.conn.execute(
         f"SELECT date, entity_id || char(31) || detail_id, SUM(spend) FROM daily_facts WHERE {where} GROUP BY 1, 2",
         params,
     ).fetchall()
-    import polars as pl
-
     frame = pl.DataFrame(rows, schema={"date": pl.Utf8, "entity_id": pl.Utf8, "spend": pl.Float64}, orient="row")
     return to_matrix(frame.with_columns(pl.col("date").str.to_date()), "spend", start, end)
 
