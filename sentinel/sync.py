@@ -327,6 +327,7 @@ def sync_source(
     progress: Progress | None = None,
 ) -> SyncResult:
     """Poll or backfill one source; a proxy error is recorded in its sync state and returned, not raised."""
+    client.restore_capabilities(state_store.get_capabilities(db, client.name))
     try:
         if since is None:
             return poll(db, client, settings, now)
@@ -347,3 +348,6 @@ def sync_source(
             0.0,
             error=str(exc),
         )
+    finally:
+        with transaction(db):
+            state_store.set_capabilities(db, client.name, client.capabilities())

@@ -203,3 +203,24 @@ def test_poll_on_a_big_proxy_rereads_settled_days_only_when_their_totals_changed
         }
         assert (yesterday, yesterday) in paged or (yesterday, TODAY.isoformat()) in paged
         assert_store_matches_truth(db, model, since_for(10), TODAY)
+
+
+def test_a_fresh_process_remembers_what_the_proxy_serves(tmp_path: Path) -> None:
+    """The timer runs each poll in a new process: it must not re-learn the key cap with a wasted call."""
+    from sentinel.sync import sync_source
+
+    model = small_model(days=10, users=20)
+    db = open_store(db_path(tmp_path))
+    settings = SyncSettings(api_key_limit=3)
+    server = SimulatorServer(model, api_key=KEY)
+    with server.running() as url:
+        with make_client(url, db, settings) as first:
+            assert sync_source(db, first, settings, NOW, since=since_for(10)).error is None
+        server.clear_access_log()
+        with make_client(url, db, settings) as second:  # a new process: nothing in memory
+            assert not second.reads_keys_by_page
+            assert sync_source(db, second, settings, NOW).error is None
+            assert second.reads_keys_by_page
+    limits = [r.query.get("api_key_limit") for r in server.access_log if r.path == "/user/daily/activity/aggregated"]
+    assert limits == ["1"]  # only the cheap check of settled days, no truncated full answer
+    assert_store_matches_truth(db, model, since_for(10), TODAY)

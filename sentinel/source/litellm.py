@@ -250,6 +250,21 @@ class LiteLLMClient:
             calls=self.stats.calls - calls0,
         )
 
+    def capabilities(self) -> dict[str, object]:
+        """What this proxy turned out to serve, to remember across processes."""
+        return {
+            "aggregated_user": self._caps.aggregated["user"],
+            "aggregated_team": self._caps.aggregated["team"],
+            "keys_exceed_cap": self._caps.keys_exceed_cap,
+            "v2_team_list": self._caps.v2_team_list,
+        }
+
+    def restore_capabilities(self, known: Mapping[str, object]) -> None:
+        self._caps.aggregated["user"] = bool(known.get("aggregated_user", True))
+        self._caps.aggregated["team"] = bool(known.get("aggregated_team", True))
+        self._caps.keys_exceed_cap = bool(known.get("keys_exceed_cap", False))
+        self._caps.v2_team_list = bool(known.get("v2_team_list", True))
+
     @property
     def reads_keys_by_page(self) -> bool:
         """True once the per-key detail has to come from the paginated route (many calls a day)."""

@@ -96,6 +96,10 @@ _V2 = """
             PRIMARY KEY (source, date, taken_at)
         ) WITHOUT ROWID;
 
+        -- What a source's proxy turned out to serve (JSON), so a fresh process does not re-learn it
+        -- with a wasted call on every poll.
+        ALTER TABLE sync_state ADD COLUMN capabilities TEXT;
+
         -- Fitted baseline parameters as plain JSON, reused by each tick until the next refit.
         CREATE TABLE baselines (
             source TEXT NOT NULL,

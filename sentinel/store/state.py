@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -114,3 +115,15 @@ def source_status(db: sqlite_utils.Database, source: str) -> SourceStatus:
 
 def known_sources(db: sqlite_utils.Database) -> list[str]:
     return [str(r[0]) for r in db.conn.execute("SELECT source FROM sync_state ORDER BY source")]
+
+
+def get_capabilities(db: sqlite_utils.Database, source: str) -> dict[str, object]:
+    row = db.conn.execute("SELECT capabilities FROM sync_state WHERE source = ?", (source,)).fetchone()
+    if not row or not row[0]:
+        return {}
+    loaded = json.loads(row[0])
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def set_capabilities(db: sqlite_utils.Database, source: str, capabilities: dict[str, object]) -> None:
+    _upsert(db, source, capabilities=json.dumps(capabilities, sort_keys=True))
