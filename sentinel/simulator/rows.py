@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from sentinel.models import METRIC_FIELDS
+
 # Integer counters stored per row, in this column order.
 INT_COLUMNS: tuple[str, ...] = (
     "prompt_tokens",
@@ -27,17 +29,8 @@ INT_COLUMNS: tuple[str, ...] = (
 PROMPT, COMPLETION, CACHE_READ, CACHE_CREATION, REQUESTS, SUCCESSFUL, FAILED, RESPONSE_MS = range(8)
 # Float columns: spend, and the prompt-caching saving LiteLLM records next to it.
 SPEND, CACHE_SAVINGS = 0, 1
-# The eight stored metrics the ground truth reports.
-TRUTH_METRICS: tuple[str, ...] = (
-    "spend",
-    "prompt_tokens",
-    "completion_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "api_requests",
-    "successful_requests",
-    "failed_requests",
-)
+# The ground truth reports exactly the metrics Sentinel stores, so tests compare like with like.
+TRUTH_METRICS: tuple[str, ...] = METRIC_FIELDS
 
 IntMatrix = NDArray[np.int64]
 FloatMatrix = NDArray[np.float64]
