@@ -17,7 +17,7 @@ from datetime import date, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-from sentinel.detect.baseline import Baselines, FloatArray, fit
+from sentinel.detect.baseline import Baselines, FloatArray, fit, nanmedian, nanmin
 from sentinel.detect.score import score
 from sentinel.detect.series import SeriesMatrix
 
@@ -94,14 +94,8 @@ def _month_peak_ratio(m: SeriesMatrix, idx: int, b: Baselines) -> FloatArray:
                 best = np.fmax(best, ratio)
         per_month.append(best)
         anchor = prev_end.replace(day=1)
-    both = np.stack(per_month, axis=1)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            # the smaller of the months the history covers (one is enough early on)
-            return np.asarray(np.nanmin(both, axis=1), dtype=np.float64)
+    # the smaller of the months the history covers (one is enough early on)
+    return nanmin(np.stack(per_month, axis=1), axis=1)
 
 
 def fit_for(m: SeriesMatrix, day: date, cohort: NDArray[np.int64] | None = None) -> Baselines:
@@ -281,11 +275,7 @@ def find_unit_cost(
     past_spend, past_tokens = spend.values[:, lo:idx], tokens.values[:, lo:idx]
     with np.errstate(all="ignore"):
         past_price = np.where(past_tokens > 0, past_spend / past_tokens, np.nan)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            usual = np.nanmedian(past_price, axis=1)
+        usual = nanmedian(past_price, axis=1)
         active = np.sum(past_tokens > 0, axis=1)
         today_tokens = tokens.values[:, idx]
         today_spend = spend.values[:, idx]

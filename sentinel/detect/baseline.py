@@ -15,8 +15,11 @@ Everything is deterministic; fitted parameters serialise to plain JSON.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -103,17 +106,23 @@ def _weekday_of(start: date, n_days: int) -> NDArray[np.int64]:
     return (np.arange(n_days) + start.weekday()) % 7
 
 
-def _nanmedian(x: FloatArray, axis: int) -> FloatArray:
-    with np.errstate(all="ignore"):
-        if x.shape[axis] == 0:
-            shape = list(x.shape)
-            del shape[axis]
-            return np.full(shape, np.nan)
-        import warnings
+def _quiet(reduce: Callable[..., Any], x: FloatArray, axis: int) -> FloatArray:
+    """A NaN-ignoring reduction where an all-NaN row is simply NaN, without a RuntimeWarning."""
+    if x.shape[axis] == 0:
+        shape = list(x.shape)
+        del shape[axis]
+        return np.full(shape, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(reduce(x, axis=axis), dtype=np.float64)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.asarray(np.nanmedian(x, axis=axis), dtype=np.float64)
+
+def nanmedian(x: FloatArray, axis: int) -> FloatArray:
+    return _quiet(np.nanmedian, x, axis)
+
+
+def nanmin(x: FloatArray, axis: int) -> FloatArray:
+    return _quiet(np.nanmin, x, axis)
 
 
 def weekday_factors(history: FloatArray, start: date, active: NDArray[np.bool_]) -> FloatArray:
@@ -121,14 +130,14 @@ def weekday_factors(history: FloatArray, start: date, active: NDArray[np.bool_])
     _n, t = history.shape
     wd = _weekday_of(start, t)
     masked = np.where(active, history, np.nan)
-    overall = _nanmedian(masked, axis=1)
-    per_day = np.stack([_nanmedian(masked[:, wd == w], axis=1) for w in range(7)], axis=1)
+    overall = nanmedian(masked, axis=1)
+    per_day = np.stack([nanmedian(masked[:, wd == w], axis=1) for w in range(7)], axis=1)
     counts = np.stack([np.sum(active[:, wd == w], axis=1) for w in range(7)], axis=1).astype(float)
     with np.errstate(all="ignore"):
         raw = per_day / overall[:, None]
     raw = np.where(np.isfinite(raw), raw, np.nan)
     # Population profile: the median factor over series with enough data (a robust org-wide week).
-    population = _nanmedian(np.where(counts >= 3, raw, np.nan), axis=0)
+    population = nanmedian(np.where(counts >= 3, raw, np.nan), axis=0)
     population = np.where(np.isfinite(population), population, 1.0)
     population = population / population.mean()
     weight = counts / (counts + 3.0)  # shrink a series' own factor toward the population when data is thin
@@ -144,7 +153,7 @@ def theil_sen_slope(values: FloatArray) -> FloatArray:
     i, j = np.triu_indices(t, k=1)
     with np.errstate(all="ignore"):
         slopes = (values[:, j] - values[:, i]) / (j - i)
-    out = _nanmedian(slopes, axis=1)
+    out = nanmedian(slopes, axis=1)
     return np.where(np.isfinite(out), out, 0.0)
 
 
@@ -182,7 +191,7 @@ def fit(
     deseason = recent / factors[:, wd]
     deseason = np.where(in_life, deseason, np.nan)
     level_part = deseason[:, -LEVEL_DAYS:]
-    level = _nanmedian(level_part, axis=1)
+    level = nanmedian(level_part, axis=1)
     trend_part = deseason[:, -TREND_DAYS:]
     slope = theil_sen_slope(trend_part)
     # A trend may not extrapolate more than 3 % of the level per day: growth, not a forecast of a spike.
@@ -192,13 +201,13 @@ def fit(
     centre = (LEVEL_DAYS + 1) / 2
     fitted = level[:, None] + slope[:, None] * (np.arange(-trend_part.shape[1], 0) + centre)
     resid = trend_part - fitted
-    mad = _nanmedian(np.abs(resid - _nanmedian(resid, axis=1)[:, None]), axis=1) * 1.4826
+    mad = nanmedian(np.abs(resid - nanmedian(resid, axis=1)[:, None]), axis=1) * 1.4826
     scale = np.maximum(np.nan_to_num(mad), np.maximum(min_scale_share * np.nan_to_num(level), min_scale_usd))
 
     # --- sparse: active rate and the usual size of an active day (log scale)
     logs = np.where(positive & in_life, np.log(np.where(positive, recent, 1.0)), np.nan)
-    log_median = _nanmedian(logs, axis=1)
-    log_mad = _nanmedian(np.abs(logs - log_median[:, None]), axis=1) * 1.4826
+    log_median = nanmedian(logs, axis=1)
+    log_mad = nanmedian(np.abs(logs - log_median[:, None]), axis=1) * 1.4826
     log_scale = np.maximum(np.nan_to_num(log_mad), 0.35)
     active_rate = active_days / np.maximum(history_days, 1)
     sparse_level = np.exp(np.nan_to_num(log_median))

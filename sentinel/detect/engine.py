@@ -6,7 +6,7 @@ I/O is only in ``load``; ``detect_day`` and ``backtest`` are pure over the loade
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -40,6 +40,18 @@ class DetectionData:
     total: SeriesMatrix
     cohorts: dict[str, np.ndarray]  # kind -> cohort index per series (-1: none)
     explain: ExplainContext
+    _token_totals: dict[str, SeriesMatrix] = field(default_factory=dict, repr=False, compare=False)
+
+    def total_tokens(self, kind: str) -> SeriesMatrix:
+        """All token types summed (the denominator of spend per token), derived once per load
+        rather than on every day a backtest replays."""
+        cached = self._token_totals.get(kind)
+        if cached is None:
+            parts = self.explain.tokens[kind]
+            first = parts[TOKEN_TYPES[0]]
+            total = np.sum(np.stack([parts[t].values for t in TOKEN_TYPES]), axis=0)
+            cached = self._token_totals[kind] = SeriesMatrix(first.entities, first.start, total)
+        return cached
 
 
 def load(db: sqlite_utils.Database, start: date, end: date, source: str | None = None) -> DetectionData:
@@ -117,7 +129,7 @@ def detect_day(
         if kind in UNIT_COST_KINDS and share >= 1.0:
             # Spend per token per model and per user; only where the spend test did not already fire.
             flagged = {f.entity_id for f in found}
-            tokens = _total_tokens(data, kind)
+            tokens = data.total_tokens(kind)
             out.extend(
                 f
                 for f in find_unit_cost(kind, matrix, tokens, day, thresholds=limits[kind])
@@ -186,13 +198,6 @@ def consolidate(findings: list[Finding], ctx: ExplainContext) -> list[Finding]:
         extra = folded.get(key)
         out.append(replace(f, notes=(*f.notes, *extra)) if extra else f)
     return out
-
-
-def _total_tokens(data: DetectionData, kind: str) -> SeriesMatrix:
-    parts = data.explain.tokens[kind]
-    first = parts[TOKEN_TYPES[0]]
-    total = np.sum(np.stack([parts[t].values for t in TOKEN_TYPES]), axis=0)
-    return SeriesMatrix(first.entities, first.start, total)
 
 
 def to_record(data: DetectionData, f: Finding, detected_at: datetime) -> dict[str, object]:

@@ -276,20 +276,11 @@ class LiteLLMClient:
         None when the proxy has no aggregated route. Used to check whether settled days changed
         before paying for a page-by-page re-read of them.
         """
-        if not self.policy.prefer_aggregated or not self._caps.aggregated["user"]:
+        if not self.policy.prefer_aggregated:
             return None
-        params: dict[str, str | int] = {
-            "start_date": start.isoformat(),
-            "end_date": end.isoformat(),
-            "api_key_limit": 1,
-        }
-        try:
-            page = self.fetch("/user/daily/activity/aggregated", params, self._decoder("user"))
-        except RequestRejected as exc:
-            if exc.status == 404:
-                self._caps.aggregated["user"] = False
-                return None
-            raise
+        page = self._aggregated_page("user", start, end, 1)
+        if page is None:
+            return None
         fold = ActivityFold("user", self.name)
         fold.add_page(page)
         return {f.date: f.metrics for f in fold.facts() if f.grain is Grain.TOTAL and start <= f.date <= end}
@@ -297,22 +288,30 @@ class LiteLLMClient:
     def _decoder(self, route: Route) -> Callable[[bytes], ActivityPage]:
         return lambda body: decode_page(route, body)
 
-    def _aggregated(self, route: Route, start: date, end: date, fold: ActivityFold) -> bool:
-        # The team route is only stored per team, so ask it for the smallest per-key maps.
-        limit = self.policy.api_key_limit if route == "user" else 1
+    def _aggregated_page(self, route: Route, start: date, end: date, limit: int) -> ActivityPage | None:
+        """One aggregated answer, or None when this proxy does not serve the route (remembered)."""
+        if not self._caps.aggregated[route]:
+            return None
         params: dict[str, str | int] = {
             "start_date": start.isoformat(),
             "end_date": end.isoformat(),
             "api_key_limit": limit,
         }
         try:
-            page = self.fetch(f"/{route}/daily/activity/aggregated", params, self._decoder(route))
+            return self.fetch(f"/{route}/daily/activity/aggregated", params, self._decoder(route))
         except RequestRejected as exc:
-            if exc.status == 404:
-                log.info("source %s: /%s/daily/activity/aggregated not served; reading page by page", self.name, route)
-                self._caps.aggregated[route] = False
-                return False
-            raise
+            if exc.status != 404:
+                raise
+        log.info("source %s: /%s/daily/activity/aggregated not served; reading page by page", self.name, route)
+        self._caps.aggregated[route] = False
+        return None
+
+    def _aggregated(self, route: Route, start: date, end: date, fold: ActivityFold) -> bool:
+        # The team route is only stored per team, so ask it for the smallest per-key maps.
+        limit = self.policy.api_key_limit if route == "user" else 1
+        page = self._aggregated_page(route, start, end, limit)
+        if page is None:
+            return False
         if route == "user" and _keys_truncated(page, limit):
             # Per-key maps are capped at the top `limit` keys; only the paginated route is complete.
             log.info("source %s: more than %d keys in range; reading per-key detail page by page", self.name, limit)
