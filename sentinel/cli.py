@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
@@ -19,12 +20,19 @@ from sentinel import __version__, logs
 from sentinel.clock import utc_now
 from sentinel.config import Settings, find_config, load_settings
 from sentinel.errors import ConfigError, SentinelError
+from sentinel.rules.loader import RuleSet
 from sentinel.store import open_store
 from sentinel.store import state as state_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-out = Console(highlight=False)
+
+def _width() -> int | None:
+    """A terminal's own width; 120 columns for a pipe or a log (rich would assume 80 and wrap tables)."""
+    return None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+
+
+out = Console(highlight=False, width=_width())
 err = Console(stderr=True, highlight=False)
 
 
@@ -46,6 +54,15 @@ class _App:
     def __init__(self, config: Path | None) -> None:
         self.config_path = find_config(config)
         self._settings: Settings | None = None
+
+    def rules(self, path: Path | None = None) -> RuleSet:
+        """Rule files from --rules, else [rules] path; a missing default directory means no rules."""
+        from sentinel.rules import loader
+
+        target = path or self.settings.rules.resolved_path(self.config_path)
+        if path is not None and not path.exists():
+            raise ConfigError(f"--rules {path}: no such file or directory")
+        return loader.load(target)
 
     @property
     def settings(self) -> Settings:
@@ -86,6 +103,14 @@ def _parse_day(_ctx: click.Context, _param: click.Parameter, value: str | None) 
         return date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from None
+
+
+def _rules_option(fn: F) -> F:
+    return click.option(
+        "--rules",
+        type=click.Path(path_type=Path),
+        help="Rule file or directory [default: rules.path from the config].",
+    )(fn)
 
 
 def _db_option(fn: F) -> F:
@@ -362,16 +387,23 @@ def detect(app: _App, source: str | None, lookback: int, fmt: str, db: Path | No
 @click.option("--until", callback=_parse_day, metavar="DATE", help="Last UTC day [default: yesterday].")
 @click.option("--source", help="Only this source [default: all, summed].")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@_rules_option
 @_db_option
 @pass_app
-def backtest(app: _App, since: date, until: date | None, source: str | None, fmt: str, db: Path | None) -> None:
-    """Replay detection as if each day were today (each day sees only data up to itself).
+def backtest(
+    app: _App, since: date, until: date | None, source: str | None, fmt: str, rules: Path | None, db: Path | None
+) -> None:
+    """Replay detection and budget alerts as if each day were today (each day sees only data up to itself).
 
-    One record per anomaly episode, at its onset; `--format jsonl` prints one JSON object per
-    line (the fields are documented in the README under "Anomaly records").
+    One record per anomaly episode, at its onset, and one per budget alert (a threshold, the soft
+    budget or a forecast breach, once per budget window). Proxy budgets are replayed with their
+    current limits and with spend summed from daily activity. `--format jsonl` prints one JSON
+    object per line (fields in the README under "Anomaly records" and "Budget alerts").
     """
     from datetime import timedelta
 
+    from sentinel.budget.engine import backtest as budget_backtest
+    from sentinel.budget.specs import policy_from
     from sentinel.detect.engine import HISTORY_DAYS, load
     from sentinel.detect.engine import backtest as run_backtest
 
@@ -381,8 +413,100 @@ def backtest(app: _App, since: date, until: date | None, source: str | None, fmt
         raise click.BadParameter("--until is before --since")
     data = load(store, since - timedelta(days=HISTORY_DAYS), last, source)
     records = run_backtest(data, since, last)
+    budget_alerts = budget_backtest(store, since, last, policy_from(app.settings), app.rules(rules), source=source)
     if fmt == "jsonl":
-        for r in records:
+        merged = sorted([*records, *budget_alerts], key=lambda r: (str(r["date"]), str(r["kind"])))
+        for r in merged:
             click.echo(json.dumps(r, separators=(",", ":")))
         return
     out.print(_anomaly_table(records, f"Backtest {since}..{last}: {len(records)} anomaly episodes", _aliases(store)))
+    out.print(_budget_alert_table(budget_alerts, f"Budget alerts {since}..{last}: {len(budget_alerts)}"))
+
+
+def _budget_alert_table(records: Sequence[Mapping[str, Any]], title: str) -> Table:
+    from sentinel.budget.evaluate import describe
+
+    table = Table(title=title, title_justify="left")
+    for col in ("when (UTC)", "signal", "alert", "drivers"):
+        table.add_column(col)
+    for r in records:
+        drivers = ", ".join(
+            f"{d['type']} {str(d['id'])[:20]} ${float(d['spend_usd']):,.2f}" for d in list(r.get("drivers") or [])[:3]
+        )
+        table.add_row(
+            str(r["detected_at"])[:16].replace("T", " "),
+            str(r["signal"]),
+            escape(describe(dict(r))),
+            escape(drivers),
+        )
+    return table
+
+
+@main.command(short_help="Every budget: spent, limit, forecast at window end, breach ETA.")
+@click.option("--source", help="Only this source's budgets (and rule budgets on it).")
+@click.option(
+    "--sort",
+    "sort_by",
+    type=click.Choice(["state", "used", "spent", "limit", "eta", "forecast", "window-end", "name"]),
+    default="state",
+    show_default=True,
+    help="Order of the rows (state: exceeded, at risk, soft exceeded, ok; then by % used).",
+)
+@click.option("--limit", "max_rows", type=int, help="Show at most this many rows.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--alerts",
+    is_flag=True,
+    help="Also evaluate thresholds and forecasts now, remember what fired, and print the new alerts "
+    "(each fires once per budget window, as the daemon does).",
+)
+@_rules_option
+@_db_option
+@pass_app
+def budgets(
+    app: _App,
+    source: str | None,
+    sort_by: str,
+    max_rows: int | None,
+    fmt: str,
+    alerts: bool,
+    rules: Path | None,
+    db: Path | None,
+) -> None:
+    """Every budget Sentinel watches, as of now.
+
+    \b
+    Proxy budgets: the max and soft budgets of teams, users and keys, with the proxy's own spend
+    counter for the current window (read at the last sync).
+    Rule budgets: [[budget]] tables in the rule files, with spend summed from daily activity.
+
+    The forecast carries each entity's seasonal baseline to the end of the window, with an
+    interval, the chance of reaching the limit before the reset, and when that would happen.
+    """
+    from sentinel.budget import report
+    from sentinel.budget.engine import check, statuses, with_drivers
+    from sentinel.budget.evaluate import describe
+    from sentinel.budget.specs import policy_from
+
+    settings = app.settings
+    store = open_store(db or settings.store.resolved_path())
+    now = utc_now()
+    current = statuses(store, now, policy_from(settings), app.rules(rules), source=source)
+    fired = check(store, current, now) if alerts else []
+    rows = report.sort(current, sort_by)[:max_rows] if max_rows else report.sort(current, sort_by)
+    if fmt == "json":
+        rows = with_drivers(store, rows, now)
+        doc: dict[str, Any] = {"as_of": now.isoformat(), "budgets": [report.to_json(s) for s in rows]}
+        if alerts:
+            doc["alerts"] = fired
+        click.echo(json.dumps(doc, indent=2))
+        return
+    if not current:
+        out.print("No budgets: the proxies' teams, users and keys have none, and no rule file sets one.")
+    else:
+        out.print(report.table(rows, f"Budgets as of {now:%Y-%m-%d %H:%M} UTC ({len(current)} in all)"))
+    if alerts:
+        if not fired:
+            out.print("No new budget alerts (each fires once per budget window).")
+        for a in fired:
+            out.print(f"[bold]{escape(str(a['signal']))}[/]: {escape(describe(a))}")

@@ -13,6 +13,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -26,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sentinel.errors import ConfigError
+from sentinel.tomllines import line_of
 
 DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/sentinel/config.toml"))
 
@@ -45,6 +47,13 @@ class SourceSettings(_Section):
     verify_tls: bool = True
     ca_bundle: Path | None = None
     timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # The proxy's litellm_settings.timezone: where its budget resets snap to midnights and month starts.
+    budget_timezone: str = "UTC"
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _check_zone(value)
 
     @field_validator("url")
     @classmethod
@@ -114,6 +123,42 @@ class SyncSettings(_Section):
     entities_every_minutes: int = Field(default=60, ge=0, le=24 * 60)
 
 
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r} (an IANA name such as 'Europe/Berlin')") from None
+    return value
+
+
+class BudgetSettings(_Section):
+    # Percent of a budget at which to alert, once per budget window each; rule files may override.
+    thresholds: tuple[float, ...] = (50.0, 80.0, 90.0, 100.0)
+    # Alert when the chance of reaching a budget before its reset is at least this.
+    forecast_probability: float = Field(default=0.8, gt=0, lt=1)
+    # Central interval shown for the spend at window end.
+    forecast_interval: float = Field(default=0.9, gt=0, lt=1)
+    # Watch the team, user and key budgets the proxies hold (as well as rule-file budgets).
+    proxy_budgets: bool = True
+
+    @field_validator("thresholds")
+    @classmethod
+    def _percentages(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(not 0 < t <= 1000 for t in value):
+            raise ValueError("thresholds are percentages, each above 0 and at most 1000")
+        return tuple(sorted(set(value)))
+
+
+class RulesSettings(_Section):
+    # A directory of *.toml rule files (or one file); relative paths are read from the config file's directory.
+    path: Path = Path("rules")
+
+    def resolved_path(self, config_path: Path | None) -> Path:
+        if self.path.is_absolute() or config_path is None:
+            return self.path
+        return config_path.parent / self.path
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -131,6 +176,8 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     sync: SyncSettings = SyncSettings()
     logging: LoggingSettings = LoggingSettings()
+    budgets: BudgetSettings = BudgetSettings()
+    rules: RulesSettings = RulesSettings()
 
     @field_validator("sources")
     @classmethod
@@ -231,29 +278,8 @@ def _where(key: str, loc: list[str], origin: str, text: str, data: dict[str, Any
         return f" [from environment {env_name}]"
     if not text or not loc or loc[-1].isdigit():
         return ""
-    line = _line_of(text, loc)
+    line = line_of(text, loc)
     return f" [{origin}, line {line}]" if line else f" [{origin}]"
-
-
-def _line_of(text: str, loc: list[str]) -> int | None:
-    """Line of ``loc``'s leaf key inside its [table] or n-th [[array]] entry."""
-    lines = text.splitlines()
-    lo, hi = 0, len(lines)
-    if len(loc) > 1:
-        table = loc[0]
-        nth = int(loc[1]) if len(loc) > 2 and loc[1].isdigit() else 0
-        header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*(#.*)?$")
-        starts = [i for i, ln in enumerate(lines) if header.match(ln)]
-        if nth >= len(starts):
-            return None
-        lo = starts[nth] + 1
-        nxt = [i for i, ln in enumerate(lines[lo:], lo) if re.match(r"^\s*\[", ln)]
-        hi = nxt[0] if nxt else len(lines)
-    leaf = re.compile(rf"^\s*{re.escape(loc[-1])}\s*=")
-    for i in range(lo, hi):
-        if leaf.match(lines[i]):
-            return i + 1
-    return lo if len(loc) > 1 else None
 
 
 def _env_name(loc: list[str]) -> str:

@@ -5,24 +5,32 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from sentinel.budget import engine as budget_engine
+from sentinel.budget.evaluate import describe
+from sentinel.budget.model import BudgetStatus
+from sentinel.budget.report import table as budget_table
+from sentinel.budget.specs import Policy
 from sentinel.clock import utc_now, utc_today
 from sentinel.config import SourceSettings, SyncSettings
 from sentinel.detect.engine import backtest, load
 from sentinel.models import Grain
+from sentinel.rules import loader as rule_loader
+from sentinel.rules.loader import RuleSet
 from sentinel.simulator import InjectedEvent, SimulatorServer, TrafficConfig, TrafficModel
 from sentinel.store import entities as entity_store
 from sentinel.store import facts as fact_store
 from sentinel.store import open_store
-from sentinel.sync import backfill, open_client
+from sentinel.sync import backfill, open_client, poll
 
 DEMO_KEY_ENV = "SENTINEL_DEMO_KEY"
+DEMO_SIM_KEY = "sk-demo-" + "x" * 16
 
 
 @dataclass(frozen=True)
@@ -41,13 +49,80 @@ class DemoSummary:
     anomalies: list[dict[str, Any]]
     injected: list[tuple[str, str, str, str, bool]]  # kind, entity type, entity id, start, found
     aliases: dict[str, dict[str, str]]
+    budgets: BudgetWatch | None = None
+
+
+@dataclass(frozen=True)
+class BudgetWatch:
+    """Budgets at the end of the sync, then the alerts fired as the simulated clock moved on."""
+
+    statuses: list[BudgetStatus]
+    alerts_now: list[dict[str, Any]]
+    steps: list[tuple[datetime, list[dict[str, Any]]]]
+    story: str | None  # how far ahead the breach was forecast, once the clock has reached it
+
+
+EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "rules"
+WATCH_STEP = timedelta(hours=12)
+WATCH_STEPS = 12
+
+
+def example_rules() -> RuleSet:
+    """The example rule files of a source checkout (an installed wheel has none: budgets come from the proxy)."""
+    return rule_loader.load(EXAMPLE_RULES) if EXAMPLE_RULES.is_dir() else RuleSet.empty()
+
+
+def watch_budgets(store: Any, model: TrafficModel, url: str, now: datetime, rules: RuleSet) -> BudgetWatch:
+    """Check budgets now, then move the simulator's clock on in 12-hour steps, polling and checking as
+    the daemon would, until the team heading for its limit crosses it (or six days pass)."""
+    policy = Policy()
+    settings = SyncSettings(entities_every_minutes=0)  # re-read the budget counters on every poll
+    current = budget_engine.statuses(store, now, policy, rules)
+    alerts_now = budget_engine.check(store, current, now)
+    at_risk = [s for s in current if s.spec.origin == "proxy" and s.spec.entity_type == "team" and s.state == "at_risk"]
+    target = at_risk[0].spec.budget_id if at_risk else None
+    steps: list[tuple[datetime, list[dict[str, Any]]]] = []
+    source = SourceSettings(name="demo", url=url, api_key_env=DEMO_KEY_ENV)
+    moment = now
+    with open_client(source, settings, store, environ={DEMO_KEY_ENV: DEMO_SIM_KEY}) as client:
+        for _ in range(WATCH_STEPS if target else 0):
+            moment += WATCH_STEP
+            model.advance(moment)
+            poll(store, client, settings, moment)
+            fired = budget_engine.check(store, budget_engine.statuses(store, moment, policy, rules), moment)
+            steps.append((moment, fired))
+            if any(a["budget"]["id"] == target and a.get("threshold_pct") == 100 for a in fired):  # type: ignore[index]
+                break
+    return BudgetWatch(current, alerts_now, steps, _story(target, alerts_now, steps))
+
+
+def _story(
+    target: str | None, alerts_now: list[dict[str, Any]], steps: list[tuple[datetime, list[dict[str, Any]]]]
+) -> str | None:
+    every = [*alerts_now, *(a for _t, fired in steps for a in fired)]
+    mine = [a for a in every if a["budget"]["id"] == target]
+    warned = next((a for a in mine if a["signal"] == "forecast"), None)
+    crossed = next((a for a in mine if a["signal"] == "threshold" and a.get("threshold_pct") == 100), None)
+    if warned is None or crossed is None:
+        return None
+    lead = datetime.fromisoformat(crossed["detected_at"]) - datetime.fromisoformat(warned["detected_at"])
+
+    def when(iso: object) -> str:
+        return str(iso)[:16].replace("T", " ")
+
+    return (
+        f"The {warned['entity_type']} {warned['entity_name']} was warned at {when(warned['detected_at'])} UTC "
+        f"that it would reach its ${warned['budget']['limit_usd']:,.2f} budget around "
+        f"{when(warned['forecast']['breach_eta'])} UTC; the check at {when(crossed['detected_at'])} saw it cross: "
+        f"{lead.total_seconds() / 86400:.1f} days of warning."
+    )
 
 
 def run_demo(*, db: Path | None = None, days: int = 90, users: int = 60, seed: int = 7) -> DemoSummary:
     began = time.monotonic()
     now = utc_now()
     model = TrafficModel(TrafficConfig(seed=seed, users=users, teams=max(3, users // 10), days=days, now=now))
-    key = "sk-demo-" + "x" * 16
+    key = DEMO_SIM_KEY
     path = db or Path(tempfile.mkdtemp(prefix="sentinel-demo-")) / "sentinel.db"
     store = open_store(path)
     settings = SyncSettings()
@@ -73,6 +148,8 @@ def run_demo(*, db: Path | None = None, days: int = 90, users: int = 60, seed: i
         for e in model.events
         if e.is_anomaly and e.start >= replay_from
     ]
+    with SimulatorServer(model, api_key=key).running() as url:
+        budgets = watch_budgets(store, model, url, now, example_rules())
     return DemoSummary(
         db_path=path,
         days=result.days,
@@ -88,6 +165,7 @@ def run_demo(*, db: Path | None = None, days: int = 90, users: int = 60, seed: i
         anomalies=anomalies,
         injected=injected,
         aliases={"user": users_alias, "team": teams, "key": entity_store.aliases(store, "keys", "demo")},
+        budgets=budgets,
     )
 
 
@@ -134,6 +212,24 @@ def print_summary(s: DemoSummary, console: Console) -> None:
         for kind, etype, eid, start, found in s.injected:
             name = s.aliases.get(etype, {}).get(eid, eid if len(eid) < 20 else eid[:12] + "…")
             console.print(f"  {'found' if found else 'MISSED':>6}  {kind:<16} {etype} {name} from {start}")
+    if s.budgets is not None:
+        print_budgets(s.budgets, console)
     console.print(
         "\nNext: point config.toml at your proxy (see config.example.toml) and run `sentinel sync --since DATE`."
     )
+
+
+def print_budgets(w: BudgetWatch, console: Console) -> None:
+    worth = [s for s in w.statuses if s.state != "ok" or s.spec.entity_type in ("team", "total")]
+    console.print(budget_table(worth, f"Budgets needing attention, and every team budget ({len(w.statuses)} in all)"))
+    console.print(f"Budget alerts now ({len(w.alerts_now)}; each fires once per budget window):")
+    for a in w.alerts_now[:12]:
+        console.print(f"  {a['signal']:<11} {describe(a)}")
+    if w.steps:
+        console.print("\nMoving the simulated clock on, polling and checking every 12 hours as the daemon would:")
+        for moment, fired in w.steps:
+            shown = [a for a in fired if a["entity_type"] != "user" or a["signal"] != "threshold"][:6]
+            line = "; ".join(describe(a) for a in shown) if shown else "no new budget alerts"
+            console.print(f"  {moment:%Y-%m-%d %H:%M}  {line}")
+    if w.story:
+        console.print(f"\n{w.story}")

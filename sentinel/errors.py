@@ -5,6 +5,7 @@ one-paragraph message and an exit code, never a traceback.
 
     SentinelError
     ├── ConfigError                 bad config.toml / env / credential (names the key and the file)
+    ├── RuleError                   bad rule files (every problem: file, line, rule, field)
     ├── EgressRefused               the client refused to send (method or path not allowlisted)
     ├── StoreError                  the SQLite store cannot be opened or migrated
     └── SourceError                 talking to a LiteLLM proxy failed          (.source, .retryable)
@@ -27,6 +28,10 @@ class SentinelError(Exception):
 
 
 class ConfigError(SentinelError):
+    exit_code = 2
+
+
+class RuleError(SentinelError):
     exit_code = 2
 
 

@@ -125,6 +125,27 @@ def nanmin(x: FloatArray, axis: int) -> FloatArray:
     return _quiet(np.nanmin, x, axis)
 
 
+def nanmean(x: FloatArray, axis: int) -> FloatArray:
+    return _quiet(np.nanmean, x, axis)
+
+
+def nanvar(x: FloatArray, axis: int) -> FloatArray:
+    return _quiet(np.nanvar, x, axis)
+
+
+def recent_life(history: FloatArray, as_of: date) -> tuple[FloatArray, date, NDArray[np.int64], NDArray[np.bool_]]:
+    """The last WEEKS weeks of ``history`` (ending the day before ``as_of``): (values, first day,
+    index of each series' first day with spend, mask of the days from then on). A series' life
+    starts at its first spend, so a new user's earlier zeros are not counted as quiet days."""
+    t = history.shape[1]
+    window = min(t, WEEKS * 7)
+    recent = history[:, t - window :]
+    positive = recent > 0
+    first = np.where(positive.any(axis=1), positive.argmax(axis=1), window).astype(np.int64)
+    in_life = np.arange(window)[None, :] >= first[:, None]
+    return recent, as_of - timedelta(days=window), first, in_life
+
+
 def weekday_factors(history: FloatArray, start: date, active: NDArray[np.bool_]) -> FloatArray:
     """(n, 7) factors: each weekday's median over the overall median, shrunk toward the population."""
     _n, t = history.shape
@@ -174,14 +195,10 @@ def fit(
     n, t = history.shape
     if (start + timedelta(days=t)) != as_of:
         raise ValueError("history must end the day before as_of")
-    window = min(t, WEEKS * 7)
-    recent = history[:, t - window :]
-    recent_start = as_of - timedelta(days=window)
+    recent, recent_start, first, in_life = recent_life(history, as_of)
+    window = recent.shape[1]
     positive = recent > 0
-    any_spend = positive.any(axis=1)
-    first = np.where(any_spend, positive.argmax(axis=1), window)
     history_days = (window - first).astype(np.int64)
-    in_life = np.arange(window)[None, :] >= first[:, None]
     active_days = positive.sum(axis=1)
     zero_share = 1.0 - active_days / np.maximum(history_days, 1)
 

@@ -57,14 +57,19 @@ def provider_of(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else ""
 
 
-def contributors(
-    ctx: ExplainContext, kind: str, entity: str, day: date, direction: str, top: int = 5
-) -> list[dict[str, object]]:
-    """The child series that moved most in the anomaly's direction, by dollars."""
+def child_series(ctx: ExplainContext, kind: str, entity: str) -> list[tuple[str, str, np.ndarray]]:
+    """(type, id, daily spend) of the series one level below an entity: a team's users, keys and
+    models; a user's keys and models; a key's models; a model's keys and users; a provider's models,
+    keys and users; the whole proxy's providers and teams."""
+    if kind == "total":
+        return [
+            (child, e, m.values[i])
+            for child in ("provider", "team")
+            if (m := ctx.spend.get(child)) is not None
+            for i, e in enumerate(m.entities)
+        ]
     mk = ctx.model_key
-    idx = mk.index_of(day)
     pairs = [(e.split("\x1f", 1)[0], e.split("\x1f", 1)[1], i) for i, e in enumerate(mk.entities)]
-
     if kind == "user":
         keys = {k for k, u in ctx.key_owner.items() if u == entity}
     elif kind == "team":
@@ -73,7 +78,7 @@ def contributors(
         keys = {entity}
     else:
         keys = set()
-    candidates: list[dict[str, object]] = []
+    out: list[tuple[str, str, np.ndarray]] = []
     by_model: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(mk.days))
     by_key: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(mk.days))
     for model, key, i in pairs:
@@ -84,33 +89,40 @@ def contributors(
         elif kind == "provider" and provider_of(model) == entity:
             by_model[model] += mk.values[i]
             by_key[key] += mk.values[i]
-    for model, series in by_model.items():
-        candidates.append(_mover("model", model, series, idx))
+    out.extend(("model", model, series) for model, series in by_model.items())
     if kind in ("user", "team"):
         key_matrix = ctx.spend.get("key")
         if key_matrix is not None:
-            for k in keys:
+            for k in sorted(keys):
                 row = _row(key_matrix, k)
                 if row is not None:
-                    candidates.append(_mover("key", k, row, idx))
-    for key, series in by_key.items():
-        candidates.append(_mover("key", key, series, idx))
+                    out.append(("key", k, row))
+    out.extend(("key", key, series) for key, series in by_key.items())
     if kind in ("team", "model", "provider"):
         users = ctx.spend.get("user")
         if users is not None:
+            series_by_user: dict[str, np.ndarray | None]
             if kind == "team":
                 members = {u for u, teams in ctx.user_teams.items() if entity in teams}
                 members |= {ctx.key_owner[k] for k in keys if k in ctx.key_owner}
-                series_by_user = {u: _row(users, u) for u in members}
+                series_by_user = {u: _row(users, u) for u in sorted(members)}
             else:
-                series_by_user = defaultdict(lambda: np.zeros(mk.days))
+                summed: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(mk.days))
                 for key, series in by_key.items():
                     owner = ctx.key_owner.get(key)
                     if owner:
-                        series_by_user[owner] = series_by_user[owner] + series
-            for u, row in series_by_user.items():
-                if row is not None:
-                    candidates.append(_mover("user", u, row, idx))
+                        summed[owner] = summed[owner] + series
+                series_by_user = dict(summed)
+            out.extend(("user", u, row) for u, row in series_by_user.items() if row is not None)
+    return out
+
+
+def contributors(
+    ctx: ExplainContext, kind: str, entity: str, day: date, direction: str, top: int = 5
+) -> list[dict[str, object]]:
+    """The child series that moved most in the anomaly's direction, by dollars."""
+    idx = ctx.model_key.index_of(day)
+    candidates = [_mover(child, ident, series, idx) for child, ident, series in child_series(ctx, kind, entity)]
     sign = 1.0 if direction == "up" else -1.0
     # Only movers that explain a visible part of the change (a cent of a dollar anomaly says nothing).
     largest = max((sign * float(c["delta_usd"]) for c in candidates), default=0.0)  # type: ignore[arg-type]

@@ -421,8 +421,8 @@ class TrafficModel:
             if duration is None:
                 continue
             spend, rate, left = self._projection(self._key_team == t, duration)
-            if t == 0:  # on course to cross its budget a few days before the reset
-                target = spend + rate * max(left - 3.0, left / 2.0)
+            if t == 0:  # on course to cross its budget a few days before the reset, and within 4 days
+                target = spend + rate * min(max(left - 3.0, left / 2.0), 4.0)
                 budget = max(_round_sig(target), _round_sig(spend * 1.01 + 0.01, up=True))
             elif t == 1:  # will end the window near 95 %
                 budget = _round_sig((spend + rate * left) / 0.95)

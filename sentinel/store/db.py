@@ -111,8 +111,22 @@ _V2 = """
         ) WITHOUT ROWID;
 """
 
+_V3 = """
+        -- Budget signals already fired, one row per budget, window and signal ("threshold:80", "soft",
+        -- "forecast"): each fires once per window, across restarts; a reset starts a new window.
+        CREATE TABLE budget_signals (
+            budget_id TEXT NOT NULL,
+            period TEXT NOT NULL,
+            signal TEXT NOT NULL,
+            fired_at TEXT NOT NULL,
+            spent REAL NOT NULL,
+            alert TEXT,
+            PRIMARY KEY (budget_id, period, signal)
+        ) WITHOUT ROWID;
+"""
+
 # Each entry is one schema version's SQL; append, never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
