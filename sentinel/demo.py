@@ -64,7 +64,7 @@ class BudgetWatch:
 
 EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "rules"
 WATCH_STEP = timedelta(hours=12)
-WATCH_STEPS = 12
+WATCH_STEPS = 16
 
 
 def example_rules() -> RuleSet:
@@ -74,13 +74,20 @@ def example_rules() -> RuleSet:
 
 def watch_budgets(store: Any, model: TrafficModel, url: str, now: datetime, rules: RuleSet) -> BudgetWatch:
     """Check budgets now, then move the simulator's clock on in 12-hour steps, polling and checking as
-    the daemon would, until the team heading for its limit crosses it (or six days pass)."""
+    the daemon would, until the team heading for its limit crosses it (or eight days pass)."""
     policy = Policy()
     settings = SyncSettings(entities_every_minutes=0)  # re-read the budget counters on every poll
     current = budget_engine.statuses(store, now, policy, rules)
     alerts_now = budget_engine.check(store, current, now)
-    at_risk = [s for s in current if s.spec.origin == "proxy" and s.spec.entity_type == "team" and s.state == "at_risk"]
-    target = at_risk[0].spec.budget_id if at_risk else None
+    # Follow the proxy team whose forecast says it will cross its limit before the reset, if any.
+    heading = [
+        s
+        for s in current
+        if s.spec.origin == "proxy" and s.spec.entity_type == "team" and s.forecast and s.spec.limit
+        and s.spec.spent < s.spec.limit <= s.forecast.at_end
+    ]  # fmt: skip
+    heading.sort(key=lambda s: -(s.forecast.p_breach if s.forecast else 0.0))
+    target = heading[0].spec.budget_id if heading else None
     steps: list[tuple[datetime, list[dict[str, Any]]]] = []
     source = SourceSettings(name="demo", url=url, api_key_env=DEMO_KEY_ENV)
     moment = now

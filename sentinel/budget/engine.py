@@ -7,7 +7,7 @@ selection are pure functions in the sibling modules.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -43,11 +43,19 @@ class _Data:
     end: date
     loaded: dict[str | None, DetectionData]
     moments: dict[tuple[str | None, str, date], DayMoments]
+    positions: dict[tuple[str | None, str], dict[str, int]] = field(default_factory=dict)
 
     def data(self, source: str | None) -> DetectionData:
         if source not in self.loaded:
             self.loaded[source] = load(self.db, self.start, self.end, source)
         return self.loaded[source]
+
+    def position(self, source: str | None, kind: str, entity: str) -> int | None:
+        """Row of an entity in its kind's matrix (None: no activity stored for it)."""
+        key = (source, kind)
+        if key not in self.positions:
+            self.positions[key] = {e: i for i, e in enumerate(_matrix(self.data(source), kind).entities)}
+        return self.positions[key].get(entity)
 
     def moments_for(self, source: str | None, kind: str, as_of: date, horizon: int) -> DayMoments:
         """Baseline moments fitted on the days before ``as_of``, for ``horizon`` days from it."""
@@ -71,11 +79,8 @@ def _forecast_status(
     as_of_day = spec.spent_as_of.astimezone(UTC).date()
     horizon = (spec.window_end.astimezone(UTC).date() - as_of_day).days + 2
     moments = data.moments_for(spec.source, spec.entity_type, as_of_day, horizon)
-    matrix = _matrix(data.data(spec.source), spec.entity_type)
-    try:
-        row = moments.row(matrix.entities.index(spec.entity_id))
-    except ValueError:
-        row = None
+    position = data.position(spec.source, spec.entity_type, spec.entity_id)
+    row = moments.row(position) if position is not None else None
     if row is None:
         return BudgetStatus(spec, None, note=note or "too little spend history for a forecast")
     fc = project(spec.spent, spec.limit, spec.spent_as_of, spec.window_end, row, share=share, interval=policy.interval)
