@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -155,9 +156,7 @@ def run_demo(*, db: Path | None = None, days: int = 90, users: int = 60, seed: i
         for e in model.events
         if e.is_anomaly and e.start >= replay_from
     ]
-    with SimulatorServer(model, api_key=key).running() as url:
-        budgets = watch_budgets(store, model, url, now, example_rules())
-    return DemoSummary(
+    summary = DemoSummary(
         db_path=path,
         days=result.days,
         rows=result.rows,
@@ -172,8 +171,17 @@ def run_demo(*, db: Path | None = None, days: int = 90, users: int = 60, seed: i
         anomalies=anomalies,
         injected=injected,
         aliases={"user": users_alias, "team": teams, "key": entity_store.aliases(store, "keys", "demo")},
-        budgets=budgets,
     )
+    # The watch moves the simulated clock days ahead; it runs on a copy so the demo's store stays as of now.
+    with tempfile.TemporaryDirectory(prefix="sentinel-demo-watch-") as tmp:
+        copy = Path(tmp) / "watch.db"
+        with sqlite3.connect(copy) as target:
+            store.conn.backup(target)
+        watch_store = open_store(copy)
+        with SimulatorServer(model, api_key=key).running() as url:
+            budgets = watch_budgets(watch_store, model, url, now, example_rules())
+        watch_store.conn.close()
+    return replace(summary, budgets=budgets, seconds=time.monotonic() - began)
 
 
 def _found(event: InjectedEvent, anomalies: list[dict[str, Any]], model: TrafficModel) -> bool:

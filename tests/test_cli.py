@@ -100,7 +100,7 @@ def test_demo_runs_without_configuration(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     result = CliRunner().invoke(main, ["demo", "--days", "20", "--users", "15", "--db", str(db)])
     assert result.exit_code == 0, result.output
-    for heading in ("Spend by provider", "Spend by team", "Top users", "Top models"):
+    for heading in ("Spend by provider", "Spend by team", "Top users", "Top models", "Budgets needing attention"):
         assert heading in result.output
     store = open_store(db)
     total = store.conn.execute("SELECT SUM(spend) FROM daily_facts WHERE grain = 'total'").fetchone()[0]
