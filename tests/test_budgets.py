@@ -319,3 +319,18 @@ def test_a_bad_rule_file_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["budgets", "--db", str(tmp_path / "s.db"), "--rules", str(tmp_path)])
     assert result.exit_code == 2
     assert "bad.toml:5" in result.output and "amount_usd" in result.output
+
+
+def test_team_budget_limits_windows_are_watched_with_spend_from_activity(tmp_path: Path) -> None:
+    model, db = _synced(tmp_path)
+    team = model.teams[0]
+    limits = [{"budget_duration": "7d", "max_budget": 1.0, "reset_at": "2026-11-16T00:00:00Z"}]
+    with transaction(db):
+        db.conn.execute("UPDATE teams SET budget_limits = ? WHERE team_id = ?", (json.dumps(limits), team.team_id))
+    statuses = {s.spec.budget_id: s for s in engine.statuses(db, T0, Policy(), RuleSet.empty())}
+    weekly = statuses[f"proxy/sim/team/{team.team_id}/limits/0"].spec
+    week = dict(fact_store.spend_by_entity(db, Grain.TEAM, date(2026, 11, 9), T0.date(), "sim"))
+    assert weekly.spend_basis == "daily activity" and weekly.limit == 1.0
+    assert weekly.window_start == datetime(2026, 11, 9, tzinfo=UTC)  # the Monday before the reset
+    assert weekly.spent == pytest.approx(week[team.team_id])
+    assert statuses[f"proxy/sim/team/{team.team_id}"].spec.spend_basis == "proxy counter"
