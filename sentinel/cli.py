@@ -382,7 +382,7 @@ def detect(app: _App, source: str | None, lookback: int, fmt: str, db: Path | No
     out.print(_anomaly_table(records, f"Anomalies, last {lookback} days", _aliases(store)))
 
 
-@main.command(short_help="Replay detection day by day over a past period.")
+@main.command(short_help="Replay anomaly detection and budget alerts over a past period.")
 @click.option("--since", callback=_parse_day, required=True, metavar="DATE", help="First UTC day to replay.")
 @click.option("--until", callback=_parse_day, metavar="DATE", help="Last UTC day [default: yesterday].")
 @click.option("--source", help="Only this source [default: all, summed].")
@@ -480,8 +480,9 @@ def budgets(
     counter for the current window (read at the last sync).
     Rule budgets: [[budget]] tables in the rule files, with spend summed from daily activity.
 
-    The forecast carries each entity's seasonal baseline to the end of the window, with an
-    interval, the chance of reaching the limit before the reset, and when that would happen.
+    The forecast carries each entity's weekly spending pattern, at its current level, to the end
+    of the window, with an interval, the chance of reaching the limit before the reset, and when
+    that would happen.
     """
     from sentinel.budget import report
     from sentinel.budget.engine import check, statuses, with_drivers
