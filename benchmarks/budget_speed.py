@@ -54,10 +54,11 @@ def main() -> None:
         print(f"{args.users} users x {args.days} days synced in {time.monotonic() - began:.1f}s")
         for label, moment in (("first tick", NOW), ("next tick", NOW + timedelta(minutes=15))):
             began = time.monotonic()
-            current = engine.statuses(db, moment, Policy(), RULES)
+            ctx = engine.context(db, moment)
+            current = engine.statuses(db, moment, Policy(), RULES, ctx=ctx)
             evaluated = time.monotonic() - began
             began = time.monotonic()
-            alerts = engine.check(db, current, moment)
+            alerts = engine.check(db, current, moment, ctx)
             checked = time.monotonic() - began
             proxy = sum(1 for s in current if s.spec.origin == "proxy")
             print(

@@ -485,18 +485,19 @@ def budgets(
     that would happen.
     """
     from sentinel.budget import report
-    from sentinel.budget.engine import check, statuses, with_drivers
+    from sentinel.budget.engine import check, context, statuses, with_drivers
     from sentinel.budget.evaluate import describe
     from sentinel.budget.specs import policy_from
 
     settings = app.settings
     store = open_store(db or settings.store.resolved_path())
     now = utc_now()
-    current = statuses(store, now, policy_from(settings), app.rules(rules), source=source)
-    fired = check(store, current, now) if alerts else []
+    ctx = context(store, now)
+    current = statuses(store, now, policy_from(settings), app.rules(rules), source=source, ctx=ctx)
+    fired = check(store, current, now, ctx) if alerts else []
     rows = report.sort(current, sort_by)[:max_rows] if max_rows else report.sort(current, sort_by)
     if fmt == "json":
-        rows = with_drivers(store, rows, now)
+        rows = with_drivers(store, rows, now, ctx)
         doc: dict[str, Any] = {"as_of": now.isoformat(), "budgets": [report.to_json(s) for s in rows]}
         if alerts:
             doc["alerts"] = fired

@@ -78,8 +78,9 @@ def watch_budgets(store: Any, model: TrafficModel, url: str, now: datetime, rule
     the daemon would, until the team heading for its limit crosses it (or eight days pass)."""
     policy = Policy()
     settings = SyncSettings(entities_every_minutes=0)  # re-read the budget counters on every poll
-    current = budget_engine.statuses(store, now, policy, rules)
-    alerts_now = budget_engine.check(store, current, now)
+    ctx = budget_engine.context(store, now)
+    current = budget_engine.statuses(store, now, policy, rules, ctx=ctx)
+    alerts_now = budget_engine.check(store, current, now, ctx)
     # Follow the proxy team whose forecast says it will cross its limit before the reset, if any.
     heading = [
         s
@@ -97,7 +98,10 @@ def watch_budgets(store: Any, model: TrafficModel, url: str, now: datetime, rule
             moment += WATCH_STEP
             model.advance(moment)
             poll(store, client, settings, moment)
-            fired = budget_engine.check(store, budget_engine.statuses(store, moment, policy, rules), moment)
+            ctx = budget_engine.context(store, moment)
+            fired = budget_engine.check(
+                store, budget_engine.statuses(store, moment, policy, rules, ctx=ctx), moment, ctx
+            )
             steps.append((moment, fired))
             if any(a["budget"]["id"] == target and a.get("threshold_pct") == 100 for a in fired):  # type: ignore[index]
                 break

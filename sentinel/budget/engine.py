@@ -35,31 +35,34 @@ def _matrix(data: DetectionData, kind: str) -> SeriesMatrix:
 
 
 @dataclass
-class _Data:
-    """Loaded series per source (None: all sources summed), fitted moments per (source, kind)."""
+class Context:
+    """What one evaluation reads, loaded once and shared by ``statuses``, ``with_drivers`` and ``check``:
+    spend series per source (None: all sources summed) and fitted moments per (source, kind, day)."""
 
     db: sqlite_utils.Database
     start: date
     end: date
-    loaded: dict[str | None, DetectionData]
-    moments: dict[tuple[str | None, str, date], DayMoments]
+    loaded: dict[str | None, DetectionData] = field(default_factory=dict)
+    moments: dict[tuple[str | None, str, date], DayMoments] = field(default_factory=dict)
     positions: dict[tuple[str | None, str], dict[str, int]] = field(default_factory=dict)
+    only_source: str | None = None  # with a single source, "all sources" is that source: load it once
 
     def data(self, source: str | None) -> DetectionData:
-        if source not in self.loaded:
-            self.loaded[source] = load(self.db, self.start, self.end, source)
-        return self.loaded[source]
+        key = source or self.only_source
+        if key not in self.loaded:
+            self.loaded[key] = load(self.db, self.start, self.end, key, spend_only=True)
+        return self.loaded[key]
 
     def position(self, source: str | None, kind: str, entity: str) -> int | None:
         """Row of an entity in its kind's matrix (None: no activity stored for it)."""
-        key = (source, kind)
+        key = (source or self.only_source, kind)
         if key not in self.positions:
             self.positions[key] = {e: i for i, e in enumerate(_matrix(self.data(source), kind).entities)}
         return self.positions[key].get(entity)
 
     def moments_for(self, source: str | None, kind: str, as_of: date, horizon: int) -> DayMoments:
         """Baseline moments fitted on the days before ``as_of``, for ``horizon`` days from it."""
-        key = (source, kind, as_of)
+        key = (source or self.only_source, kind, as_of)
         cached = self.moments.get(key)
         if cached is None or cached.mean.shape[1] < horizon:
             matrix = _matrix(self.data(source), kind)
@@ -68,8 +71,17 @@ class _Data:
         return cached
 
 
+def context(db: sqlite_utils.Database, now: datetime, *, history_days: int = WINDOW_HISTORY_DAYS) -> Context:
+    """A fresh evaluation context for ``now`` (history for fits and windows up to ``now``'s day)."""
+    today = now.astimezone(UTC).date()
+    sources = state_store.known_sources(db)
+    return Context(
+        db, today - timedelta(days=history_days), today, only_source=sources[0] if len(sources) == 1 else None
+    )
+
+
 def _forecast_status(
-    spec: BudgetSpec, data: _Data, policy: Policy, share: ShareOfDay, note: str | None = None
+    spec: BudgetSpec, data: Context, policy: Policy, share: ShareOfDay, note: str | None = None
 ) -> BudgetStatus:
     """Attach the forecast to a spec (or say why there is none)."""
     if spec.window_end is None:
@@ -138,11 +150,17 @@ def _polled_at(db: sqlite_utils.Database, source: str | None, now: datetime) -> 
 
 
 def statuses(
-    db: sqlite_utils.Database, now: datetime, policy: Policy, rules: RuleSet, *, source: str | None = None
+    db: sqlite_utils.Database,
+    now: datetime,
+    policy: Policy,
+    rules: RuleSet,
+    *,
+    source: str | None = None,
+    ctx: Context | None = None,
 ) -> list[BudgetStatus]:
     """Every budget as of ``now``: proxy budgets from the stored counters, rule budgets from activity."""
     today = now.astimezone(UTC).date()
-    data = _Data(db, today - timedelta(days=WINDOW_HISTORY_DAYS), today, {}, {})
+    data = ctx or context(db, now)
     share = _share_of_day(db, today)
     out: list[BudgetStatus] = []
     if policy.proxy_budgets:
@@ -157,7 +175,7 @@ def statuses(
 
 
 def _rule_budgets(
-    data: _Data,
+    data: Context,
     rules: RuleSet,
     policy: Policy,
     source: str | None,
@@ -179,7 +197,7 @@ def _rule_budgets(
             yield replace(spec, source=rule_source)
 
 
-def _proxy_status(limit: ProxyLimit, data: _Data, policy: Policy, share: ShareOfDay, now: datetime) -> BudgetStatus:
+def _proxy_status(limit: ProxyLimit, data: Context, policy: Policy, share: ShareOfDay, now: datetime) -> BudgetStatus:
     at = limit.seen_at
     spent = limit.spend
     zone = policy.zone(limit.source)
@@ -194,14 +212,17 @@ def _proxy_status(limit: ProxyLimit, data: _Data, policy: Policy, share: ShareOf
     return _forecast_status(spec, data, policy, share, note)
 
 
-def with_drivers(db: sqlite_utils.Database, statuses_: Iterable[BudgetStatus], now: datetime) -> list[BudgetStatus]:
+def with_drivers(
+    db: sqlite_utils.Database, statuses_: Iterable[BudgetStatus], now: datetime, ctx: Context | None = None
+) -> list[BudgetStatus]:
     """The same statuses with drivers filled in (only worth the cost for budgets people will read)."""
-    today = now.astimezone(UTC).date()
-    data = _Data(db, today - timedelta(days=WINDOW_HISTORY_DAYS), today, {}, {})
+    data = ctx or context(db, now)
     return [replace(s, drivers=drivers(data.data(s.spec.source), s.spec)) for s in statuses_]
 
 
-def check(db: sqlite_utils.Database, statuses_: list[BudgetStatus], now: datetime) -> list[dict[str, object]]:
+def check(
+    db: sqlite_utils.Database, statuses_: list[BudgetStatus], now: datetime, ctx: Context | None = None
+) -> list[dict[str, object]]:
     """Alerts due now; each (budget, window, signal) is recorded so it never fires twice, even across
     restarts. Recording and the returned alerts come from one transaction."""
     fired = budget_signals.fired(db, [(s.spec.budget_id, s.spec.period_key) for s in statuses_])
@@ -212,7 +233,7 @@ def check(db: sqlite_utils.Database, statuses_: list[BudgetStatus], now: datetim
     ]
     if not due:
         return []
-    explained = dict(zip((id(s) for s, _ in due), with_drivers(db, (s for s, _ in due), now), strict=True))
+    explained = dict(zip((id(s) for s, _ in due), with_drivers(db, (s for s, _ in due), now, ctx), strict=True))
     alerts: list[dict[str, object]] = []
     with transaction(db):
         for status, signal in due:
@@ -243,7 +264,8 @@ def backtest(
     Rule budgets replay exactly. Proxy budgets replay with today's limits and durations and with
     spend summed from daily activity (the proxy keeps no history of its counters).
     """
-    data = _Data(db, since - timedelta(days=WINDOW_HISTORY_DAYS), until + timedelta(days=1), {}, {})
+    last = datetime.combine(until + timedelta(days=1), datetime.min.time(), UTC)
+    data = context(db, last, history_days=(until - since).days + 1 + WINDOW_HISTORY_DAYS)
     fired: dict[tuple[str, str], frozenset[str]] = {}
     limits = [lim for lim in budget_specs.proxy_limits(db) if not lim.suffix] if policy.proxy_budgets else []
     limits = [lim for lim in limits if not source or lim.source == source]

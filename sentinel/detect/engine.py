@@ -25,7 +25,7 @@ from sentinel.detect.anomaly import (
 from sentinel.detect.baseline import Baselines
 from sentinel.detect.explain import ExplainContext, contributors, price_volume, provider_of
 from sentinel.detect.series import ENTITY_GRAINS, SeriesMatrix, load_daily, to_matrix
-from sentinel.models import Grain
+from sentinel.models import METRIC_FIELDS, Grain
 
 TOKEN_TYPES = ("prompt_tokens", "completion_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 EPISODE_GAP_DAYS = 4  # quiet days inside an episode (a weekend, a dip) do not end it
@@ -54,14 +54,20 @@ class DetectionData:
         return cached
 
 
-def load(db: sqlite_utils.Database, start: date, end: date, source: str | None = None) -> DetectionData:
+def load(
+    db: sqlite_utils.Database, start: date, end: date, source: str | None = None, *, spend_only: bool = False
+) -> DetectionData:
+    """Every series from ``start`` to ``end``; ``spend_only`` skips the token matrices (budgets need
+    none of them, and reading one counter instead of eight is several times faster)."""
     spend: dict[str, SeriesMatrix] = {}
     tokens: dict[str, dict[str, SeriesMatrix]] = {}
+    metrics = ("spend",) if spend_only else METRIC_FIELDS
     for kind, grain in ENTITY_GRAINS.items():
-        frame = load_daily(db, grain, start, end, source)
+        frame = load_daily(db, grain, start, end, source, metrics)
         spend[kind] = to_matrix(frame, "spend", start, end)
-        tokens[kind] = {t: to_matrix(frame, t, start, end) for t in TOKEN_TYPES}
-    total = to_matrix(load_daily(db, Grain.TOTAL, start, end, source), "spend", start, end)
+        if not spend_only:
+            tokens[kind] = {t: to_matrix(frame, t, start, end) for t in TOKEN_TYPES}
+    total = to_matrix(load_daily(db, Grain.TOTAL, start, end, source, ("spend",)), "spend", start, end)
     model_key = _model_key_matrix(db, start, end, source)
     key_owner: dict[str, str] = {}
     key_team: dict[str, str] = {}

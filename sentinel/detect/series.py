@@ -27,19 +27,26 @@ ENTITY_GRAINS: dict[str, Grain] = {
 
 
 def load_daily(
-    db: sqlite_utils.Database, grain: Grain, start: date, end: date, source: str | None = None
+    db: sqlite_utils.Database,
+    grain: Grain,
+    start: date,
+    end: date,
+    source: str | None = None,
+    metrics: tuple[str, ...] = METRIC_FIELDS,
 ) -> pl.DataFrame:
-    """Stored facts of one grain as a frame: date, entity_id, and every counter (summed over sources)."""
+    """Stored facts of one grain as a frame: date, entity_id, and the counters (summed over sources)."""
+    if not set(metrics) <= set(METRIC_FIELDS):
+        raise ValueError(f"unknown metrics {sorted(set(metrics) - set(METRIC_FIELDS))}")
     where = "grain = ? AND date BETWEEN ? AND ?" + (" AND source = ?" if source else "")
     params: list[str] = [grain.value, start.isoformat(), end.isoformat()]
     if source:
         params.append(source)
-    sums = ", ".join(f"SUM({m})" for m in METRIC_FIELDS)
+    sums = ", ".join(f"SUM({m})" for m in metrics)
     rows = db.conn.execute(
         f"SELECT date, entity_id, {sums} FROM daily_facts WHERE {where} GROUP BY date, entity_id", params
     ).fetchall()
     schema: dict[str, pl.DataType] = {"date": pl.Utf8(), "entity_id": pl.Utf8()}
-    schema.update({m: pl.Float64() for m in METRIC_FIELDS})
+    schema.update({m: pl.Float64() for m in metrics})
     frame = pl.DataFrame(rows, schema=schema, orient="row")
     return frame.with_columns(pl.col("date").str.to_date())
 
