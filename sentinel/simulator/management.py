@@ -18,6 +18,8 @@ from sentinel.simulator.entities import ADMIN_USER_ID, SimKey, SimTeam, SimUser
 from sentinel.simulator.traffic import TrafficModel
 
 Json = dict[str, Any]
+# Every simulated key is set up like the captured proxy's keys: its owner may ask for `mock_response` (API.md §9).
+KEY_METADATA: Json = {"allow_client_mock_response": True}
 
 
 @dataclass(frozen=True)
@@ -189,34 +191,64 @@ class Management:
                 "object_permission": None,
             }
         )
-        admin = user.user_id == ADMIN_USER_ID  # the admin view lists every key and team
-        keys = [k for k in self.model.keys if admin or k.user_id == user.user_id]
-        teams = [t for t in self.model.teams if admin or t.team_id in user.teams]
         aliases = {t.team_id: t.team_alias for t in self.model.teams}
-        key_index = {k.token: i for i, k in enumerate(self.model.keys)}
+        if user.user_id == ADMIN_USER_ID:
+            # The admin view lists every key, as token rows (with `org_id`), and every team as a bare team row.
+            return {
+                "user_id": user.user_id,
+                "user_info": info,
+                "keys": [
+                    {**self._key_token(i, k, c), "team_alias": aliases.get(k.team_id or "")}
+                    for i, k in enumerate(self.model.keys)
+                ],
+                "teams": [self._team_row(t, team, c) for t, team in enumerate(self.model.teams)],
+            }
+        # A user's own view: their keys as `/team/list` embeds keys, and their teams with their membership only.
+        info["model_max_budget_usage"] = {}  # per-model budget usage, keyed by model; none are set here
+        keys = [(i, k) for i, k in enumerate(self.model.keys) if k.user_id == user.user_id]
+        teams = [self._team_list_item(t, c) for t in self.model.teams if t.team_id in user.teams]
+        for team in teams:
+            team["team_memberships"] = [m for m in team["team_memberships"] if m["user_id"] == user.user_id]
         return {
             "user_id": user.user_id,
             "user_info": info,
-            "keys": [
-                {**self._key_row(key_index[k.token], k, c), "team_alias": aliases.get(k.team_id or "")} for k in keys
-            ],
-            "teams": [self._team_list_item(t, c) for t in teams],
+            "keys": [{**self._key_row(i, k, c), "team_alias": aliases.get(k.team_id or "")} for i, k in keys],
+            "teams": teams,
         }
 
     # ------------------------------------------------------------------ keys
     def _budget_table(self, key: SimKey) -> Json | None:
+        """The budget row `/key/generate` creates for a soft budget, as a real 1.108.7 proxy serves it: only
+        the soft budget is set there; the key's own row keeps max_budget, budget_duration and the reset."""
         if key.soft_budget is None:
             return None
-        reset = next_reset(key.budget_duration, self.model.now) if key.budget_duration else None
+        stamp = iso_ms_z(key.created_at)
         return {
             "budget_id": key.budget_id,
-            "max_budget": key.max_budget,
+            "max_budget": None,
             "soft_budget": key.soft_budget,
-            "budget_duration": key.budget_duration,
-            "budget_reset_at": iso_z(reset) if reset else None,
+            "max_parallel_requests": None,
             "tpm_limit": None,
             "rpm_limit": None,
-            "model_max_budget": None,
+            "tpd_limit": None,
+            "model_max_budget": {},
+            "budget_duration": None,
+            "budget_reset_at": None,
+            "allowed_models": [],
+            "temp_budget_increase": None,
+            "temp_budget_expiry": None,
+            "created_at": stamp,
+            "created_by": ADMIN_USER_ID,
+            "updated_at": stamp,
+            "updated_by": ADMIN_USER_ID,
+            "organization": None,
+            "projects": None,
+            "keys": None,
+            "end_users": None,
+            "tags": None,
+            "model_access_groups": None,
+            "team_membership": None,
+            "organization_membership": None,
         }
 
     def _key_common(self, i: int, key: SimKey, c: _Counters) -> tuple[str | None, str | None]:
@@ -245,7 +277,7 @@ class Management:
             "project_id": None,
             "permissions": {},
             "max_parallel_requests": None,
-            "metadata": {},
+            "metadata": dict(KEY_METADATA),
             "blocked": None,
             "tpm_limit": None,
             "rpm_limit": None,
@@ -283,10 +315,10 @@ class Management:
             "jwt_key_mappings": None,
         }
 
-    def _key_object(self, i: int, key: SimKey, c: _Counters) -> Json:
-        """A key as `/key/list?return_full_object=true` prints it (a UserAPIKeyAuth-shaped object)."""
+    def _key_token(self, i: int, key: SimKey, c: _Counters) -> Json:
+        """A key as the admin view of `/user/info` prints it (the verification-token row, `org_id` included)."""
         reset, active = self._key_common(i, key, c)
-        row: Json = {
+        return {
             "token": key.token,
             "key_name": key.key_name,
             "key_alias": key.key_alias,
@@ -302,7 +334,7 @@ class Management:
             "agent_id": None,
             "project_id": None,
             "max_parallel_requests": None,
-            "metadata": {},
+            "metadata": dict(KEY_METADATA),
             "tpm_limit": None,
             "rpm_limit": None,
             "tpd_limit": None,
@@ -337,6 +369,10 @@ class Management:
             "router_settings": {},
             "budget_limits": None,
         }
+
+    def _key_object(self, i: int, key: SimKey, c: _Counters) -> Json:
+        """A key as `/key/list?return_full_object=true` prints it (a UserAPIKeyAuth-shaped object)."""
+        row = self._key_token(i, key, c)
         # The auth-object fields the proxy leaves unpopulated on this route (see key_list.json).
         for name in (
             "team_spend",

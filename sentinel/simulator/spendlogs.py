@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from sentinel.simulator.api import Params, detail_error
 from sentinel.simulator.catalog import MODELS, intraday_share, intraday_time
+from sentinel.simulator.modelmap import MODEL_MAP_INFORMATION
 from sentinel.simulator.rows import COMPLETION, FAILED, PROMPT, REQUESTS, SPEND, SUCCESSFUL, format_uuid, mix64
 from sentinel.simulator.traffic import Snapshot, TrafficModel
 
@@ -25,6 +26,8 @@ Json = dict[str, Any]
 TOTAL_CAP = 10_000
 _LONG = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 _SHORT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Clients calling the proxy; LiteLLM tags each request with the User-Agent's product and its full value.
+USER_AGENTS = ("OpenAI/Python 1.54.4", "python-requests/2.32.3", "AsyncOpenAI/Python 1.54.4", "OpenAI/JS 4.73.0")
 _SORTABLE = ("startTime", "endTime", "spend", "total_tokens", "request_duration_ms", "model")
 
 
@@ -189,6 +192,7 @@ class SpendLogs:
         user = meta["user_id"] or ""
         ip = f"10.{20 + key_index % 200}.{(key_index // 200) % 250}.{7 + slot % 240}"
         m_index = int(d.slot_model[slot])
+        agent = USER_AGENTS[key_index % len(USER_AGENTS)]  # the client a key's owner calls from
         output_cost = completion * float(self._prices["output_cost"][m_index])
         usage = {
             "total_tokens": prompt + completion,
@@ -214,28 +218,75 @@ class SpendLogs:
             "custom_llm_provider": model.provider,
             "api_base": "",
             "user": user,
-            "metadata": {
+            "metadata": {  # LiteLLM stores it as JSONB: keys by length, then bytes
                 "status": status,
+                "user_agent": agent,
+                "max_retries": 2,
+                "batch_models": None,
                 "usage_object": usage,
                 "user_api_key": token,
+                "actor_agent_id": None,
                 "cost_breakdown": {
                     "input_cost": max(spend - output_cost, 0.0),
                     "total_cost": spend,
                     "output_cost": output_cost,
+                    "service_tier": None,
+                    "original_cost": spend,
+                    "data_residency": None,
+                    "margin_percent": 0,
+                    "discount_amount": 0,
+                    "tool_usage_cost": 0,
+                    "vertex_location": None,
+                    "discount_percent": 0,
+                    "margin_fixed_amount": 0,
+                    "margin_total_amount": 0,
                 },
+                "azure_spillover": None,
                 "litellm_call_id": call_id,
+                "router_metadata": None,
+                "target_agent_id": None,
+                "billing_agent_id": None,
+                "eval_information": None,
+                "routing_decision": None,
                 "attempted_retries": 0,
                 "error_information": None,
+                "applied_guardrails": [],
+                "autorouter_savings": None,
                 "user_api_key_alias": meta["key_alias"],
+                "attempted_fallbacks": 0,
+                "compression_savings": None,
+                "spend_logs_metadata": None,
                 "user_api_key_org_id": None,
+                "agent_execution_mode": None,
+                "billed_retry_attempt": False,
+                "internal_call_origin": None,
+                "original_model_group": model.model_group,
+                "proxy_server_request": None,
                 "requester_ip_address": ip,
                 "user_api_key_team_id": meta["team_id"],
                 "user_api_key_user_id": meta["user_id"],
+                "batch_failed_requests": None,
+                "guardrail_information": None,
+                "litellm_roi_estimator": False,
+                "model_map_information": MODEL_MAP_INFORMATION[m_index],
+                "mcp_tool_call_metadata": None,
+                "verified_human_user_id": None,
+                "additional_usage_values": {"prompt_tokens_details": None, "completion_tokens_details": None},
+                "cold_storage_object_key": None,
+                "used_client_oauth_token": False,
+                "user_api_key_project_id": None,
                 "user_api_key_team_alias": self._team_alias.get(meta["team_id"] or ""),
+                "litellm_overhead_time_ms": None,
+                "batch_successful_requests": None,
+                "user_api_key_project_alias": None,
+                "autorouter_savings_estimate": None,
+                "vector_store_request_metadata": None,
+                "litellm_gateway_injected_cache": None,
+                "autorouter_baseline_observation": None,
             },
             "cache_hit": "None",
             "cache_key": "Cache OFF",
-            "request_tags": [],
+            "request_tags": [f"User-Agent: {agent.split('/')[0]}", f"User-Agent: {agent}"],
             "team_id": meta["team_id"] or "",
             "organization_id": "",
             "end_user": "",
