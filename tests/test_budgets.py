@@ -146,6 +146,18 @@ def test_each_threshold_fires_once_per_window_across_restarts_and_again_after_a_
     assert ("2027-01-01T00:00:00+00:00", "threshold:50") in rows
 
 
+def test_a_reset_that_is_due_but_not_done_keeps_the_old_window(tmp_path: Path) -> None:
+    db = open_store(tmp_path / "s.db")
+    _team_row(db, 95.0, RESET, seen=RESET - timedelta(hours=1))
+    assert sorted(_fire(db, RESET - timedelta(hours=1))) == ["soft_budget", "threshold:90"]
+    # Five minutes past the reset the proxy's reset job has not run: same counter, same window.
+    late = RESET + timedelta(minutes=5)
+    _team_row(db, 95.0, RESET, seen=late)
+    assert _fire(db, late) == []
+    (status,) = engine.statuses(db, late, Policy(), RuleSet.empty())
+    assert status.spec.window_end == RESET and status.forecast is None and "resets the counter" in str(status.note)
+
+
 def test_soft_budget_alone_and_entities_without_budgets(tmp_path: Path) -> None:
     db = open_store(tmp_path / "s.db")
     _team_row(db, 30.0, RESET, max_budget=None, soft=25.0, seen=T0)

@@ -118,7 +118,9 @@ def proxy_window(
         duration = parse_duration(limit.duration)
     except ValueError as exc:
         return None, None, str(exc)
-    reset = limit.reset_at if limit.reset_at is not None and limit.reset_at > at else next_reset(duration, at, zone)
+    # A reset already due is kept: the proxy's reset job (every ~10 minutes) has not zeroed the counter
+    # yet, so the spend still belongs to the window that ended, and so do its fired thresholds.
+    reset = limit.reset_at if limit.reset_at is not None else next_reset(duration, at, zone)
     return proxy_window_start(duration, reset, zone), reset, None
 
 

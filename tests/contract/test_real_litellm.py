@@ -155,6 +155,24 @@ def world(real_proxy: RealProxy) -> World:
         time.sleep(2)
     else:
         pytest.fail(f"the proxy did not write today's {sent} requests to LiteLLM_DailyUserSpend within 180 s")
+    # The budget counters on the team, user and key rows are written by the same batch writer, not
+    # necessarily in the same flush: wait until each adds up to the traffic's spend.
+    traffic = (
+        f"(SELECT SUM(spend) FROM \"LiteLLM_DailyUserSpend\" WHERE user_id LIKE '{prefix}-%' AND date = '{today}')"
+    )
+    counters = (
+        f"SELECT {traffic}, "
+        f"(SELECT SUM(spend) FROM \"LiteLLM_TeamTable\" WHERE team_alias LIKE '{prefix}-%'), "
+        f"(SELECT SUM(spend) FROM \"LiteLLM_UserTable\" WHERE user_id LIKE '{prefix}-%'), "
+        f"(SELECT SUM(spend) FROM \"LiteLLM_VerificationToken\" WHERE key_alias LIKE '{prefix}-%')"
+    )
+    while time.monotonic() < deadline:
+        total, *sums = (float(x or 0.0) for x in p.psql(counters)[0])
+        if total > 0 and all(abs(x - total) < 1e-9 for x in sums):
+            break
+        time.sleep(2)
+    else:
+        pytest.fail(f"team, user and key spend counters did not reach the traffic's spend within 180 s: {counters}")
     return w
 
 
