@@ -512,3 +512,31 @@ def budgets(
             out.print("No new budget alerts (each fires once per budget window).")
         for a in fired:
             out.print(f"[bold]{escape(str(a['signal']))}[/]: {escape(describe(a))}")
+
+
+@main.group(short_help="Check the rule files.")
+def rules() -> None:
+    """Rule files (rules/*.toml): typed, versioned, checked before they are used."""
+
+
+@rules.command("check", short_help="Report every problem in the rule files, or say they are valid.")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@pass_app
+def rules_check(app: _App, path: Path | None) -> None:
+    """Load every rule file under PATH (a file or a directory of *.toml) [default: rules.path from the
+    config] and report every problem at once, each with its file, line, rule and field.
+
+    Exit status 0 when all files are valid, 2 when any is not (so it can gate a deploy).
+    """
+    from sentinel.rules import loader
+
+    target = path or app.settings.rules.resolved_path(app.config_path)
+    if not target.exists():
+        raise ConfigError(f"{target}: no such file or directory")
+    found, problems = loader.check(target)
+    for problem in problems:
+        err.print(escape(str(problem)), soft_wrap=True)
+    if problems:
+        err.print(f"{len(problems)} problem(s) in {len(found.files)} file(s)")
+        sys.exit(2)
+    out.print(f"{len(found.files)} file(s), {len(found.budgets)} budget rule(s): all valid")

@@ -442,3 +442,20 @@ def test_problem_str() -> None:
     assert (
         str(Problem(Path("r/a.toml"), None, None, "schema_version", "missing")) == "r/a.toml: schema_version: missing"
     )
+
+
+def test_rules_check_command(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sentinel.cli import main
+
+    runner = CliRunner()
+    example = Path(__file__).resolve().parents[1] / "rules"
+    ok = runner.invoke(main, ["rules", "check", str(example)])
+    assert ok.exit_code == 0 and "4 budget rule(s): all valid" in ok.output
+    write(tmp_path, "a_fields.toml", FIELDS)
+    bad = runner.invoke(main, ["rules", "check", str(tmp_path)])
+    assert bad.exit_code == 2
+    assert "a_fields.toml:" in bad.output and "colour: unknown key" in bad.output
+    missing = runner.invoke(main, ["rules", "check", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "no such file" in missing.output

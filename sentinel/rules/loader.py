@@ -79,6 +79,7 @@ def check(path: Path) -> tuple[RuleSet, list[Problem]]:
                 continue
             seen[rule.name] = file
             budgets.append(rule)
+    problems.sort(key=lambda p: (str(p.file), p.line or 0))
     return RuleSet(tuple(files), tuple(budgets)), problems
 
 
