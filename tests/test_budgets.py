@@ -346,3 +346,21 @@ def test_team_budget_limits_windows_are_watched_with_spend_from_activity(tmp_pat
     assert weekly.window_start == datetime(2026, 11, 9, tzinfo=UTC)  # the Monday before the reset
     assert weekly.spent == pytest.approx(week[team.team_id])
     assert statuses[f"proxy/sim/team/{team.team_id}"].spec.spend_basis == "proxy counter"
+
+
+def test_fired_budget_alerts_survive_a_process_restart(tmp_path: Path) -> None:
+    """Two separate processes (a daemon before and after a restart) share only the store."""
+    import subprocess
+    import sys
+
+    _synced(tmp_path)
+    rules = tmp_path / "rules.toml"
+    rules.write_text('schema_version = 1\n[[budget]]\nname = "all"\nentity = "total"\namount_usd = 50.0\n')
+    args = [sys.executable, "-m", "sentinel", "budgets", "--db", str(tmp_path / "s.db"), "--rules", str(rules)]
+    runs = [
+        subprocess.run([*args, "--alerts", "--format", "json"], capture_output=True, text=True, timeout=120)
+        for _ in range(2)
+    ]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    first, second = (json.loads(r.stdout)["alerts"] for r in runs)
+    assert {a["budget"]["id"] for a in first} >= {"rule/all/total/"} and second == []
