@@ -10,6 +10,7 @@ These tests only run with ``-m real_litellm`` (CI runs them after the unit tests
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -78,9 +79,13 @@ class RealProxy:
         _run_harness(self.script)
 
     def kill(self) -> None:
-        """Stop the proxy process (PostgreSQL keeps running), as a crash or a restart would."""
+        """Kill the proxy and its query-engine child (PostgreSQL keeps running), as a crash would; the
+        child is killed too, or it would outlive the proxy as an orphan."""
         pid = int((ROOT / "proxy.pid").read_text())
-        os.kill(pid, signal.SIGKILL)
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+        for victim in [pid, *(int(c) for c in children.split())]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
         for _ in range(100):
             try:
                 os.kill(pid, 0)
