@@ -30,16 +30,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import sqlite_utils
+from _simsync import sync_simulator
 
 from sentinel.budget import engine
 from sentinel.budget.specs import Policy
-from sentinel.config import SourceSettings, SyncSettings
 from sentinel.detect.engine import DetectionData, load
 from sentinel.rules.loader import RuleSet
 from sentinel.rules.schema import BudgetRule, Selector
-from sentinel.simulator import SimulatorServer, TrafficConfig, TrafficModel
-from sentinel.store import open_store
-from sentinel.sync import backfill, open_client
+from sentinel.simulator import TrafficConfig, TrafficModel
 
 NOW = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
 USERS, TEAMS, HISTORY_DAYS = 60, 6, 150
@@ -67,15 +66,10 @@ class Bucket:
     leads: list[int] = field(default_factory=list)
 
 
-def sync_store(model: TrafficModel, path: Path) -> DetectionData:
-    db = open_store(path)
-    key = "sk-bench-budget"
-    settings = SyncSettings()
-    with SimulatorServer(model, api_key=key).running() as url:
-        source = SourceSettings(name="sim", url=url, api_key_env="BENCH_KEY")
-        with open_client(source, settings, db, environ={"BENCH_KEY": key}) as client:
-            backfill(db, client, settings, NOW.date() - timedelta(days=HISTORY_DAYS - 1), NOW)
-    return load(db, NOW.date() - timedelta(days=HISTORY_DAYS - 1), NOW.date())
+def sync_store(model: TrafficModel, path: Path) -> tuple[sqlite_utils.Database, DetectionData]:
+    first = NOW.date() - timedelta(days=HISTORY_DAYS - 1)
+    db = sync_simulator(model, path, first, NOW)
+    return db, load(db, first, NOW.date())
 
 
 def month_days(first: date) -> list[date]:
@@ -151,8 +145,7 @@ def run_seed(seed: int, quick: bool) -> tuple[dict[float, Bucket], dict[float, B
     theirs: dict[float, Bucket] = defaultdict(Bucket)
     n_budgets, replay_s = 0, 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        data = sync_store(model, Path(tmp) / "s.db")
-        db = open_store(Path(tmp) / "s.db")
+        db, data = sync_store(model, Path(tmp) / "s.db")
         for first in MONTHS[-1:] if quick else MONTHS:
             budgets = labelled_budgets(data, first)
             n_budgets += len(budgets)

@@ -16,14 +16,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _simsync import sync_simulator
+
 from sentinel.budget import engine
 from sentinel.budget.specs import Policy
-from sentinel.config import SourceSettings, SyncSettings
 from sentinel.rules.loader import RuleSet
 from sentinel.rules.schema import BudgetRule
-from sentinel.simulator import SimulatorServer, TrafficConfig, TrafficModel
-from sentinel.store import open_store
-from sentinel.sync import backfill, open_client
+from sentinel.simulator import TrafficConfig, TrafficModel
 
 NOW = datetime(2026, 11, 26, 15, 30, tzinfo=UTC)
 RULES = RuleSet(
@@ -45,12 +44,8 @@ def main() -> None:
         TrafficConfig(seed=7, users=args.users, teams=max(3, args.users // 20), days=args.days, now=NOW)
     )
     with tempfile.TemporaryDirectory() as tmp:
-        db = open_store(Path(tmp) / "s.db")
         began = time.monotonic()
-        with SimulatorServer(model, api_key="sk-bench").running() as url:
-            source = SourceSettings(name="sim", url=url, api_key_env="K")
-            with open_client(source, SyncSettings(), db, environ={"K": "sk-bench"}) as client:
-                backfill(db, client, SyncSettings(), NOW.date() - timedelta(days=args.days - 1), NOW)
+        db = sync_simulator(model, Path(tmp) / "s.db", NOW.date() - timedelta(days=args.days - 1), NOW)
         print(f"{args.users} users x {args.days} days synced in {time.monotonic() - began:.1f}s")
         for label, moment in (("first tick", NOW), ("next tick", NOW + timedelta(minutes=15))):
             began = time.monotonic()

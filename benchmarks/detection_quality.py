@@ -47,14 +47,12 @@ from pathlib import Path
 
 import numpy as np
 from _labels import HARD_NEGATIVE_ORDER, Alert, KeyModelSpend, Labeller, Org, incident_root, peak_excess
+from _simsync import sync_simulator
 
-from sentinel.config import SourceSettings, SyncSettings
 from sentinel.detect import engine
 from sentinel.detect.anomaly import DEFAULT_THRESHOLDS
 from sentinel.detect.engine import DetectionData
-from sentinel.simulator import SimulatorServer, TrafficConfig, TrafficModel
-from sentinel.store import open_store
-from sentinel.sync import backfill, open_client
+from sentinel.simulator import TrafficConfig, TrafficModel
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 USERS, TEAMS, HISTORY_DAYS, BACKTEST_DAYS = 80, 8, 150, 90
@@ -231,16 +229,9 @@ class SeedResult:
 
 def sync_store(model: TrafficModel, path: Path) -> DetectionData:
     """Sync the simulated proxy over HTTP once and load every series from the start of the history."""
-    db = open_store(path)
-    settings = SyncSettings()
     today = NOW.date()
     first = today - timedelta(days=HISTORY_DAYS - 1)
-    with SimulatorServer(model, api_key=KEY).running() as url:
-        source = SourceSettings(name="sim", url=url, api_key_env=KEY_ENV)
-        with open_client(source, settings, db, environ={KEY_ENV: KEY}) as client:
-            result = backfill(db, client, settings, first, NOW)
-    if result.error:
-        raise SystemExit(f"sync failed: {result.error}")
+    db = sync_simulator(model, path, first, NOW)
     # Up to yesterday: today is partial and no replayed day may see it anyway.
     return engine.load(db, first, today - timedelta(days=1))
 

@@ -495,7 +495,7 @@ def budgets(
     ctx = context(store, now)
     current = statuses(store, now, policy_from(settings), app.rules(rules), source=source, ctx=ctx)
     fired = check(store, current, now, ctx) if alerts else []
-    rows = report.sort(current, sort_by)[:max_rows] if max_rows else report.sort(current, sort_by)
+    rows = report.sort(current, sort_by)[: max_rows or None]
     if fmt == "json":
         rows = with_drivers(store, rows, now, ctx)
         doc: dict[str, Any] = {"as_of": now.isoformat(), "budgets": [report.to_json(s) for s in rows]}

@@ -13,7 +13,6 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -26,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from sentinel.budget.validate import check_thresholds, check_timezone
 from sentinel.errors import ConfigError
 from sentinel.tomllines import line_of
 
@@ -53,7 +53,7 @@ class SourceSettings(_Section):
     @field_validator("budget_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        return _check_zone(value)
+        return check_timezone(value)
 
     @field_validator("url")
     @classmethod
@@ -123,14 +123,6 @@ class SyncSettings(_Section):
     entities_every_minutes: int = Field(default=60, ge=0, le=24 * 60)
 
 
-def _check_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {value!r} (an IANA name such as 'Europe/Berlin')") from None
-    return value
-
-
 class BudgetSettings(_Section):
     # Percent of a budget at which to alert, once per budget window each; rule files may override.
     thresholds: tuple[float, ...] = (50.0, 80.0, 90.0, 100.0)
@@ -144,9 +136,7 @@ class BudgetSettings(_Section):
     @field_validator("thresholds")
     @classmethod
     def _percentages(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not value or any(not 0 < t <= 1000 for t in value):
-            raise ValueError("thresholds are percentages, each above 0 and at most 1000")
-        return tuple(sorted(set(value)))
+        return tuple(sorted(set(check_thresholds(value))))
 
 
 class RulesSettings(_Section):

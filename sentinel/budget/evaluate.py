@@ -54,7 +54,8 @@ def _money(value: float | None) -> float | None:
 def to_alert(status: BudgetStatus, signal: Signal, detected_at: datetime) -> dict[str, object]:
     """The documented JSON shape of a budget alert (README, "Budget alerts"); anomalies share its
     ``kind`` / ``entity_type`` / ``entity_id`` / ``date`` head so routing carries both."""
-    s, fc = status.spec, status.forecast
+    s = status.spec
+    forecast = forecast_record(status)
     record: dict[str, object] = {
         "kind": "budget",
         "signal": signal.kind,
@@ -82,14 +83,14 @@ def to_alert(status: BudgetStatus, signal: Signal, detected_at: datetime) -> dic
         "threshold_pct": signal.threshold_pct,
         "also_crossed_pct": [float(n.split(":")[1]) for n in signal.covers if n != signal.name and ":" in n],
         "state": status.state,
-        "forecast": forecast_record(status),
+        "forecast": forecast,
         "drivers": [dict(d) for d in status.drivers],
         "severity": "critical" if signal.kind == "threshold" and (signal.threshold_pct or 0) >= 100 else s.severity,
         "labels": dict(s.labels),
         "notes": [status.note] if status.note else [],
     }
-    if fc is not None and s.limit is not None:
-        record["over_usd"] = round(max(fc.at_end - s.limit, 0.0), 6)
+    if forecast is not None and forecast["over_usd"] is not None:
+        record["over_usd"] = forecast["over_usd"]
     return record
 
 

@@ -11,7 +11,6 @@ distribution. Pure functions; no I/O.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -214,8 +213,3 @@ def _crossing(
             return start_t + (end_t - start_t) * frac
         before = value
     return None
-
-
-def horizon_days(as_of: datetime, end: datetime) -> int:
-    """How many UTC days of moments a window ending at ``end`` needs, from ``as_of``'s day."""
-    return max(1, math.ceil((end - as_of).total_seconds() / 86400) + 2)

@@ -22,6 +22,7 @@ from sentinel.budget.model import DEFAULT_THRESHOLDS, BudgetSpec
 from sentinel.budget.windows import (
     accounting_days,
     midnight_utc,
+    nearest_utc_day,
     next_reset,
     parse_duration,
     period_window,
@@ -262,7 +263,7 @@ def rule_specs(
 
 def window_spend(matrix: SeriesMatrix, entity: str, start: datetime, until: date) -> float:
     """Daily activity of one series from the UTC day nearest ``start`` through ``until``."""
-    first = accounting_days(start, start + timedelta(days=1))[0]
+    first = nearest_utc_day(start)
     try:
         row = matrix.entities.index(entity)
     except ValueError:

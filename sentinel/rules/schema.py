@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from datetime import date
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sentinel.budget.validate import check_thresholds, check_timezone
 from sentinel.budget.windows import Period, parse_period
 
 SCHEMA_VERSION = 1
@@ -67,18 +67,12 @@ class BudgetRule(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r} (an IANA name such as 'Europe/Berlin')") from None
-        return value
+        return check_timezone(value)
 
     @field_validator("thresholds")
     @classmethod
     def _thresholds(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
-        if value is not None and (not value or any(not 0 < t <= 1000 for t in value)):
-            raise ValueError("thresholds are percentages of the amount, each above 0 and at most 1000")
-        return value
+        return None if value is None else check_thresholds(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> BudgetRule:
