@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -70,28 +71,36 @@ class SourceSettings(_Section):
 
     def api_key(self, environ: dict[str, str] | None = None) -> SecretStr:
         """Read the key now (not at parse time) so a rotated credential is picked up on reload."""
-        env = os.environ if environ is None else environ
-        if self.api_key_env:
-            value = env.get(self.api_key_env, "")
-            if not value:
-                raise ConfigError(
-                    f"source {self.name!r}: environment variable {self.api_key_env} (sources.api_key_env) "
-                    "is not set or empty"
-                )
-            return SecretStr(value.strip())
-        cred_dir = env.get("CREDENTIALS_DIRECTORY")
-        name = self.api_key_credential or ""
-        path = Path(cred_dir) / name if cred_dir and not Path(name).is_absolute() else Path(name)
-        try:
-            value = path.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"source {self.name!r}: cannot read credential {str(path)!r} (sources.api_key_credential): "
-                f"{exc.strerror}"
-            ) from None
+        return read_secret(
+            self.api_key_env, self.api_key_credential, f"source {self.name!r}", "sources.api_key", environ
+        )
+
+
+def read_secret(
+    env_name: str | None,
+    credential: str | None,
+    owner: str,
+    key: str,
+    environ: dict[str, str] | None = None,
+) -> SecretStr:
+    """A secret named by an environment variable or a credential file (``<key>_env`` /
+    ``<key>_credential``); credential names are read from ``$CREDENTIALS_DIRECTORY``."""
+    env = os.environ if environ is None else environ
+    if env_name:
+        value = env.get(env_name, "")
         if not value:
-            raise ConfigError(f"source {self.name!r}: credential {str(path)!r} is empty")
-        return SecretStr(value)
+            raise ConfigError(f"{owner}: environment variable {env_name} ({key}_env) is not set or empty")
+        return SecretStr(value.strip())
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    name = credential or ""
+    path = Path(cred_dir) / name if cred_dir and not Path(name).is_absolute() else Path(name)
+    try:
+        value = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{owner}: cannot read credential {str(path)!r} ({key}_credential): {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{owner}: credential {str(path)!r} ({key}_credential) is empty")
+    return SecretStr(value)
 
 
 class StoreSettings(_Section):
@@ -149,6 +158,205 @@ class RulesSettings(_Section):
         return config_path.parent / self.path
 
 
+def parse_duration(text: str) -> timedelta:
+    """ "30s", "5m", "4h", "2d" (the words Alertmanager's config uses)."""
+    found = re.fullmatch(r"(\d+)(s|m|h|d)", text.strip())
+    if not found:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 4h or 2d")
+    n, unit = int(found.group(1)), found.group(2)
+    seconds = n * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    return timedelta(seconds=seconds)
+
+
+def _duration(value: str | None) -> str | None:
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
+class _ReceiverBase(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    send_resolved: bool = True  # also send the notice that an alert has ended
+
+
+def _one_of(owner: str, key: str, env: str | None, cred: str | None, *, required: bool) -> None:
+    if env and cred:
+        raise ValueError(f"set only one of {key}_env or {key}_credential")
+    if required and not (env or cred):
+        raise ValueError(f"set one of {key}_env or {key}_credential")
+
+
+class SlackReceiver(_ReceiverBase):
+    """Slack: an incoming webhook, or a bot token posting to a channel (chat.postMessage)."""
+
+    type: Literal["slack"]
+    webhook_url_env: str | None = None
+    webhook_url_credential: str | None = None
+    bot_token_env: str | None = None
+    bot_token_credential: str | None = None
+    channel: str | None = None  # with a bot token: "#finops" or a channel id
+    api_url: str = "https://slack.com/api/"  # Slack's Web API base (tests point it at 127.0.0.1)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SlackReceiver:
+        webhook = bool(self.webhook_url_env or self.webhook_url_credential)
+        bot = bool(self.bot_token_env or self.bot_token_credential)
+        if webhook == bot:
+            raise ValueError("set either webhook_url_env/_credential or bot_token_env/_credential (with channel)")
+        _one_of(self.name, "webhook_url", self.webhook_url_env, self.webhook_url_credential, required=webhook)
+        _one_of(self.name, "bot_token", self.bot_token_env, self.bot_token_credential, required=bot)
+        if bot and not self.channel:
+            raise ValueError("a bot token needs a channel")
+        return self
+
+    def webhook_url(self, environ: dict[str, str] | None = None) -> SecretStr | None:
+        if not (self.webhook_url_env or self.webhook_url_credential):
+            return None
+        owner = f"receiver {self.name!r}"
+        return read_secret(self.webhook_url_env, self.webhook_url_credential, owner, "webhook_url", environ)
+
+    def bot_token(self, environ: dict[str, str] | None = None) -> SecretStr | None:
+        if not (self.bot_token_env or self.bot_token_credential):
+            return None
+        return read_secret(
+            self.bot_token_env, self.bot_token_credential, f"receiver {self.name!r}", "bot_token", environ
+        )
+
+
+class EmailReceiver(_ReceiverBase):
+    """SMTP: STARTTLS (port 587), implicit TLS (465) or plain (a local relay); HTML and text parts."""
+
+    type: Literal["email"]
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    password_credential: str | None = None
+    from_addr: str
+    to: tuple[str, ...] = Field(min_length=1)
+    ca_bundle: Path | None = None  # optional; default: system CAs
+
+    @model_validator(mode="after")
+    def _auth(self) -> EmailReceiver:
+        _one_of(self.name, "password", self.password_env, self.password_credential, required=bool(self.username))
+        if (self.password_env or self.password_credential) and not self.username:
+            raise ValueError("a password needs a username")
+        return self
+
+    def password(self, environ: dict[str, str] | None = None) -> SecretStr | None:
+        if not self.username:
+            return None
+        return read_secret(self.password_env, self.password_credential, f"receiver {self.name!r}", "password", environ)
+
+
+class WebhookReceiver(_ReceiverBase):
+    """A generic webhook: POST of the alert JSON (README, "Alert JSON"), optionally HMAC-signed."""
+
+    type: Literal["webhook"]
+    url: str | None = None  # or url_env / url_credential when the URL itself is a secret
+    url_env: str | None = None
+    url_credential: str | None = None
+    hmac_secret_env: str | None = None
+    hmac_secret_credential: str | None = None
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookReceiver:
+        given = [x for x in (self.url, self.url_env, self.url_credential) if x]
+        if len(given) != 1:
+            raise ValueError("set exactly one of url, url_env or url_credential")
+        if self.url and not re.match(r"^https?://[^/\s]+", self.url):
+            raise ValueError("url must start with http:// or https:// and name a host")
+        _one_of(self.name, "hmac_secret", self.hmac_secret_env, self.hmac_secret_credential, required=False)
+        return self
+
+    def target(self, environ: dict[str, str] | None = None) -> SecretStr:
+        if self.url:
+            return SecretStr(self.url)
+        return read_secret(self.url_env, self.url_credential, f"receiver {self.name!r}", "url", environ)
+
+    def hmac_secret(self, environ: dict[str, str] | None = None) -> SecretStr | None:
+        if not (self.hmac_secret_env or self.hmac_secret_credential):
+            return None
+        owner = f"receiver {self.name!r}"
+        return read_secret(self.hmac_secret_env, self.hmac_secret_credential, owner, "hmac_secret", environ)
+
+
+class FileReceiver(_ReceiverBase):
+    """Appends one JSON line per alert to a file (for log shippers, audits and tests)."""
+
+    type: Literal["jsonl"]
+    path: Path
+
+
+ReceiverSettings = Annotated[
+    SlackReceiver | EmailReceiver | WebhookReceiver | FileReceiver, Field(discriminator="type")
+]
+
+
+class RouteSettings(_Section):
+    """A node of the routing tree (Alertmanager's words). Children inherit what they do not set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    receiver: str | None = None
+    matchers: tuple[str, ...] = ()  # 'severity="critical"', 'team=~"search|ads"', 'kind!=budget'
+    group_by: tuple[str, ...] | None = None  # label names; ["..."] groups by every label
+    group_wait: str | None = None  # wait this long for more alerts of a new group before sending
+    group_interval: str | None = None  # then wait this long before sending a group's new alerts
+    repeat_interval: str | None = None  # re-send a still-firing alert this often
+    continue_: bool = Field(default=False, alias="continue")  # keep matching the next sibling routes
+    routes: tuple[RouteSettings, ...] = ()
+
+    @field_validator("group_wait", "group_interval", "repeat_interval")
+    @classmethod
+    def _durations(cls, value: str | None) -> str | None:
+        return _duration(value)
+
+
+class InhibitSettings(_Section):
+    """While an alert matching source_matchers fires, mute alerts matching target_matchers that
+    share the labels named in ``equal``."""
+
+    source_matchers: tuple[str, ...] = Field(min_length=1)
+    target_matchers: tuple[str, ...] = Field(min_length=1)
+    equal: tuple[str, ...] = ()
+
+
+# An exhausted budget mutes the spend anomalies of the same entity: the budget alert already says it.
+DEFAULT_INHIBIT = (
+    InhibitSettings(
+        source_matchers=('kind="budget"', 'exhausted="true"'),
+        target_matchers=('kind="anomaly"', 'direction="up"'),
+        equal=("entity_type", "entity_id"),
+    ),
+    # Spend that stopped is one alert (the absence), not also a drop anomaly.
+    InhibitSettings(
+        source_matchers=('kind="absence"',),
+        target_matchers=('kind="anomaly"', 'direction="down"'),
+        equal=("entity_type", "entity_id"),
+    ),
+)
+
+
+class DeliverySettings(_Section):
+    # Retries of a retryable failure back off exponentially from retry_initial to retry_max, with
+    # jitter; after give_up_after the alert is marked failed (never silently dropped: it is logged,
+    # kept in the outbox and counted by `sentinel status`).
+    retry_initial: str = "30s"
+    retry_max: str = "30m"
+    give_up_after: str = "3d"
+    # A claimed message whose worker died is claimed again after this long (at-least-once delivery).
+    lease: str = "2m"
+
+    @field_validator("retry_initial", "retry_max", "give_up_after", "lease")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -168,6 +376,14 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     budgets: BudgetSettings = BudgetSettings()
     rules: RulesSettings = RulesSettings()
+    receivers: tuple[ReceiverSettings, ...] = ()
+    # The root route: every alert enters here. No receiver (the default): alerts are evaluated and
+    # kept in the store (`sentinel alerts`), but nothing is sent.
+    route: RouteSettings = RouteSettings(
+        group_by=("rule",), group_wait="30s", group_interval="5m", repeat_interval="4h"
+    )
+    inhibit: tuple[InhibitSettings, ...] = DEFAULT_INHIBIT
+    delivery: DeliverySettings = DeliverySettings()
 
     @field_validator("sources")
     @classmethod
@@ -190,12 +406,43 @@ class Settings(BaseSettings):
         # Environment beats the file (passed in as init values); no .env or secrets-dir magic.
         return (env_settings, init_settings)
 
+    @model_validator(mode="after")
+    def _routes_name_receivers(self) -> Settings:
+        names = [r.name for r in self.receivers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"receiver names must be unique; repeated: {', '.join(dupes)}")
+        unknown = sorted({r for r in _route_receivers(self.route) if r not in names})
+        if unknown:
+            raise ValueError(f"route names receiver(s) not defined under [[receivers]]: {', '.join(unknown)}")
+        # Matchers, group_by and durations are checked by the code that uses them, here, at load.
+        from sentinel.route.inhibit import build_rules
+        from sentinel.route.tree import build
+
+        build(self.route)
+        build_rules(self.inhibit)
+        return self
+
+    def receiver(self, name: str) -> ReceiverSettings:
+        for r in self.receivers:
+            if r.name == name:
+                return r
+        known = ", ".join(r.name for r in self.receivers) or "none configured"
+        raise ConfigError(f"no receiver named {name!r} (receivers: {known})")
+
     def source(self, name: str) -> SourceSettings:
         for src in self.sources:
             if src.name == name:
                 return src
         known = ", ".join(s.name for s in self.sources) or "none configured"
         raise ConfigError(f"no source named {name!r} (sources: {known})")
+
+
+def _route_receivers(route: RouteSettings) -> list[str]:
+    out = [route.receiver] if route.receiver else []
+    for child in route.routes:
+        out.extend(_route_receivers(child))
+    return out
 
 
 def find_config(explicit: Path | None, environ: dict[str, str] | None = None) -> Path | None:

@@ -125,8 +125,89 @@ _V3 = """
         ) WITHOUT ROWID;
 """
 
+_V4 = """
+        -- Alert state: one row per condition (fingerprint), its current or last episode. A row that
+        -- is firing and no longer found by an evaluation resolves (one resolved notice).
+        CREATE TABLE alerts (
+            fingerprint TEXT PRIMARY KEY,
+            rule TEXT NOT NULL,
+            status TEXT NOT NULL,              -- firing | resolved
+            severity TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            labels TEXT NOT NULL,              -- JSON object
+            record TEXT NOT NULL,              -- JSON: the numbers (anomaly / budget / threshold / absence)
+            starts_at TEXT NOT NULL,
+            ends_at TEXT,
+            last_seen_at TEXT NOT NULL,
+            resolve_notice INTEGER NOT NULL    -- 0: one-shot notices (budget signals) send no resolved notice
+        ) WITHOUT ROWID;
+
+        -- The outbox: what is to be sent to whom, written in the transaction that evaluated it.
+        -- (receiver, fingerprint, notice) is unique, so no evaluation, retry or restart queues a
+        -- notice twice; ``notice`` names the episode and which message of it this is.
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            receiver TEXT NOT NULL,
+            group_key TEXT NOT NULL,
+            group_labels TEXT NOT NULL,        -- JSON object
+            fingerprint TEXT NOT NULL,
+            episode TEXT NOT NULL,             -- the alert's starts_at
+            notice TEXT NOT NULL,              -- firing | repeat@<time> | resolved
+            alert TEXT NOT NULL,               -- JSON of the alert as sent
+            created_at TEXT NOT NULL,
+            not_before TEXT NOT NULL,          -- group_wait / group_interval
+            state TEXT NOT NULL,               -- pending | claimed | sent | failed | silenced | inhibited
+            attempts INTEGER NOT NULL DEFAULT 0,
+            claimed_until TEXT,
+            last_error TEXT,
+            done_at TEXT,
+            UNIQUE (receiver, fingerprint, notice)
+        );
+        CREATE INDEX outbox_work ON outbox (state, receiver, id);
+        CREATE INDEX outbox_alert ON outbox (receiver, fingerprint, id);
+
+        -- Every attempt to send, whatever happened.
+        CREATE TABLE delivery_attempts (
+            id INTEGER PRIMARY KEY,
+            receiver TEXT NOT NULL,
+            group_key TEXT NOT NULL,
+            outbox_ids TEXT NOT NULL,          -- JSON list
+            at TEXT NOT NULL,
+            outcome TEXT NOT NULL,             -- ok | retryable | permanent | silenced | inhibited
+            detail TEXT NOT NULL,
+            status INTEGER,
+            duration_ms REAL NOT NULL
+        );
+
+        -- A receiver that failed waits before its next try, so its messages stay in order.
+        CREATE TABLE receiver_backoff (
+            receiver TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            retry_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+
+        -- When a group last went out to a receiver (group_interval).
+        CREATE TABLE route_groups (
+            receiver TEXT NOT NULL,
+            group_key TEXT NOT NULL,
+            last_sent_at TEXT NOT NULL,
+            PRIMARY KEY (receiver, group_key)
+        ) WITHOUT ROWID;
+
+        -- Silences (`sentinel silence add`): matchers (JSON list), who and why, and until when.
+        CREATE TABLE silences (
+            id TEXT PRIMARY KEY,
+            matchers TEXT NOT NULL,
+            author TEXT NOT NULL,
+            comment TEXT NOT NULL,
+            starts_at TEXT NOT NULL,
+            ends_at TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+"""
+
 # Each entry is one schema version's SQL; append, never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
