@@ -34,7 +34,7 @@ def only(problems: list[Problem]) -> Problem:
 def test_example_rules_load_without_problems() -> None:
     rules, problems = check(EXAMPLE_RULES)
     assert problems == []
-    assert rules.files == (EXAMPLE_RULES / "budgets.toml",)
+    assert rules.files == tuple(EXAMPLE_RULES / f for f in ("anomalies.toml", "budgets.toml", "thresholds.toml"))
     assert [(b.name, b.entity, b.period) for b in rules.budgets] == [
         ("proxy-monthly", "total", "month"),
         ("anthropic-monthly", "provider", "month"),
@@ -239,7 +239,14 @@ SINGLE = [
     ("entity-bad", 'name = "r"\nentity = "planet"\namount_usd = 1.0\n', 10, "r", "entity", "planet"),
     ("entity-missing", 'name = "r"\namount_usd = 1.0\n', 8, "r", "entity", "required"),  # the rule's header
     ("amount-missing", TEAM, 8, "r", "amount_usd", "required"),
-    ("name-pattern", 'name = "has space"\nentity = "team"\namount_usd = 1.0\n', 9, "has space", "name", "pattern"),
+    (
+        "name-pattern",
+        'name = "has space"\nentity = "team"\namount_usd = 1.0\n',
+        9,
+        "has space",
+        "name",
+        "letters, digits",
+    ),
     ("thresholds-empty", TEAM + "amount_usd = 1.0\nthresholds = []\n", 12, "r", "thresholds", "percentages"),
     ("severity", TEAM + 'amount_usd = 1.0\nseverity = "urgent"\n', 12, "r", "severity", "urgent"),
     ("anchor", TEAM + 'amount_usd = 1.0\nanchor = "someday"\n', 12, "r", "anchor", "date"),
@@ -452,7 +459,8 @@ def test_rules_check_command(tmp_path: Path) -> None:
     runner = CliRunner()
     example = Path(__file__).resolve().parents[1] / "rules"
     ok = runner.invoke(main, ["rules", "check", str(example)])
-    assert ok.exit_code == 0 and "4 budget rule(s): all valid" in ok.output
+    assert ok.exit_code == 0
+    assert "3 file(s), 11 rule(s) (3 anomaly, 4 budget, 2 threshold, 2 absence): all valid" in ok.output
     write(tmp_path, "a_fields.toml", FIELDS)
     bad = runner.invoke(main, ["rules", "check", str(tmp_path)])
     assert bad.exit_code == 2

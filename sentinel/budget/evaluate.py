@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sentinel.budget.model import BudgetStatus
+from sentinel.budget.model import BudgetSpec, BudgetStatus
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,19 @@ def to_alert(status: BudgetStatus, signal: Signal, detected_at: datetime) -> dic
         "state": status.state,
         "forecast": forecast,
         "drivers": [dict(d) for d in status.drivers],
-        "severity": "critical" if signal.kind == "threshold" and (signal.threshold_pct or 0) >= 100 else s.severity,
+        "severity": _severity(s, signal),
         "labels": dict(s.labels),
         "notes": [status.note] if status.note else [],
     }
     if forecast is not None and forecast["over_usd"] is not None:
         record["over_usd"] = forecast["over_usd"]
     return record
+
+
+def _severity(spec: BudgetSpec, signal: Signal) -> str:
+    """A spent budget is critical unless its rule chose a severity."""
+    spent = signal.kind == "threshold" and (signal.threshold_pct or 0) >= 100
+    return "critical" if spent and not spec.severity_set else spec.severity
 
 
 def forecast_record(status: BudgetStatus) -> dict[str, object] | None:

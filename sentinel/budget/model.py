@@ -39,6 +39,7 @@ class BudgetSpec:
     forecast_probability: float = 0.8
     rule: str | None = None
     severity: str = "warning"
+    severity_set: bool = False  # a rule chose the severity: keep it, even for a spent budget
     labels: Mapping[str, str] = field(default_factory=dict)
 
     @property

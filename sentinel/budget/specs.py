@@ -29,8 +29,9 @@ from sentinel.budget.windows import (
     proxy_window_start,
 )
 from sentinel.config import Settings
+from sentinel.detect.explain import provider_of
 from sentinel.detect.series import SeriesMatrix
-from sentinel.rules.schema import BudgetRule
+from sentinel.rules.schema import BudgetRule, Selector
 
 _PROXY_TABLES = {"team": ("teams", "team_id"), "user": ("users", "user_id"), "key": ("keys", "token")}
 
@@ -161,6 +162,13 @@ class Catalog:
     ids: Mapping[str, tuple[str, ...]]  # kind -> entity ids
     aliases: Mapping[str, Mapping[str, str]]  # kind -> id -> alias
     teams_of: Mapping[str, Mapping[str, tuple[str, ...]]]  # "user"/"key" -> id -> team ids
+    owner_of: Mapping[str, str] = field(default_factory=dict)  # key -> user id
+
+    def labels(self, kind: str, ident: str) -> dict[str, str]:
+        """What selectors' ``labels`` match: team, provider and (for keys) user; "" when unknown."""
+        teams = (ident,) if kind == "team" else self.teams_of.get(kind, {}).get(ident, ())
+        provider = ident if kind == "provider" else provider_of(ident) if kind == "model" else ""
+        return {"team": teams[0] if teams else "", "provider": provider, "user": self.owner_of.get(ident, "")}
 
 
 def catalog(db: sqlite_utils.Database, spend: Mapping[str, SeriesMatrix], source: str | None) -> Catalog:
@@ -177,37 +185,51 @@ def catalog(db: sqlite_utils.Database, spend: Mapping[str, SeriesMatrix], source
         ids.setdefault("team", set()).add(ident)
         if alias:
             aliases["team"][ident] = alias
-    for ident, alias, team in db.conn.execute(f"SELECT token, alias, team_id FROM keys{where}", params):
+    owner_of: dict[str, str] = {}
+    for ident, alias, team, user in db.conn.execute(f"SELECT token, alias, team_id, user_id FROM keys{where}", params):
         ids.setdefault("key", set()).add(ident)
         if alias:
             aliases["key"][ident] = alias
         if team:
             teams_of["key"][ident] = (team,)
+        if user:
+            owner_of[ident] = user
     for user, teams in list(teams_of["user"].items()):
         if not teams:  # a user's team may only be known through their keys
             del teams_of["user"][user]
     ids["total"] = {""}
-    return Catalog({k: tuple(sorted(v)) for k, v in ids.items()}, aliases, teams_of)
+    return Catalog({k: tuple(sorted(v)) for k, v in ids.items()}, aliases, teams_of, owner_of)
 
 
 def select(rule: BudgetRule, cat: Catalog) -> list[str]:
-    """The entity ids a rule applies to (ids or aliases, regex on either, team membership)."""
-    kind = rule.entity
+    """The entity ids a budget rule applies to."""
+    return select_ids(rule.entity, rule.select, cat)
+
+
+def select_ids(kind: str, selector: Selector, cat: Catalog) -> list[str]:
+    """The entity ids of ``kind`` a selector matches (ids or aliases, regex on either, team
+    membership, entity labels); every condition given must hold."""
     names = cat.aliases.get(kind, {})
     chosen = []
-    pattern = re.compile(rule.select.regex) if rule.select.regex else None
-    team_ids: set[str] = set()
-    if rule.select.team:
-        team_aliases = cat.aliases.get("team", {})
-        team_ids = {t for t in cat.ids.get("team", ()) if rule.select.team in (t, team_aliases.get(t))}
+    pattern = re.compile(selector.regex) if selector.regex else None
+    team_aliases = cat.aliases.get("team", {})
+
+    def team_ids(name: str) -> set[str]:
+        return {t for t in cat.ids.get("team", ()) if name in (t, team_aliases.get(t))} | {name}
+
+    wanted_team = team_ids(selector.team) if selector.team else set()
     for ident in cat.ids.get(kind, ()):
         alias = names.get(ident, "")
-        if rule.select.ids and ident not in rule.select.ids and alias not in rule.select.ids:
+        if selector.ids and ident not in selector.ids and alias not in selector.ids:
             continue
         if pattern and not (pattern.search(ident) or (alias and pattern.search(alias))):
             continue
-        if rule.select.team and not team_ids.intersection(cat.teams_of.get(kind, {}).get(ident, ())):
+        if selector.team and not wanted_team.intersection(cat.teams_of.get(kind, {}).get(ident, ())):
             continue
+        if selector.labels:
+            have = cat.labels(kind, ident)
+            if any(have.get(k, "") not in (team_ids(v) if k == "team" else {v}) for k, v in selector.labels.items()):
+                continue
         chosen.append(ident)
     return chosen
 
@@ -256,7 +278,8 @@ def rule_specs(
             thresholds=rule.thresholds or policy.thresholds,
             forecast_probability=rule.forecast_probability or policy.forecast_probability,
             rule=rule.name,
-            severity=rule.severity,
+            severity=rule.severity or "warning",
+            severity_set=rule.severity is not None,
             labels=dict(rule.labels),
         )
 

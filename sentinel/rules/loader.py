@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sentinel.errors import RuleError
-from sentinel.rules.schema import BudgetRule, RuleFile
+from sentinel.rules.schema import RULE_KINDS, AbsenceRule, AnomalyRule, AnyRule, BudgetRule, RuleFile, ThresholdRule
 from sentinel.tomllines import line_of
 
 # Fields named by the rule checks that compare several fields (schema.BudgetRule._consistent).
@@ -39,10 +39,20 @@ class Problem:
 class RuleSet:
     files: tuple[Path, ...]
     budgets: tuple[BudgetRule, ...]
+    anomalies: tuple[AnomalyRule, ...] = ()
+    thresholds: tuple[ThresholdRule, ...] = ()
+    absences: tuple[AbsenceRule, ...] = ()
 
     @staticmethod
     def empty() -> RuleSet:
         return RuleSet((), ())
+
+    @property
+    def all(self) -> tuple[AnyRule, ...]:
+        return (*self.anomalies, *self.budgets, *self.thresholds, *self.absences)
+
+    def __len__(self) -> int:
+        return len(self.all)
 
 
 def rule_files(path: Path) -> list[Path]:
@@ -57,30 +67,39 @@ def check(path: Path) -> tuple[RuleSet, list[Problem]]:
     """Parse every file under ``path`` (a file or a directory of ``*.toml``); never raises."""
     files = rule_files(path)
     problems: list[Problem] = []
-    budgets: list[BudgetRule] = []
-    seen: dict[str, Path] = {}
+    found: dict[str, list[AnyRule]] = {kind: [] for kind in RULE_KINDS}
+    seen: dict[str, tuple[Path, int | None]] = {}
     for file in files:
         parsed, file_problems = _load_file(file)
         problems.extend(file_problems)
         if parsed is None:
             continue
         text = file.read_text()
-        for i, rule in enumerate(parsed.budget):
+        # In the order they are written, so the second of two same-named rules is the one reported.
+        entries = [
+            (line_of(text, [kind, str(i), "name"]) or 0, kind, rule)
+            for kind in RULE_KINDS
+            for i, rule in enumerate(getattr(parsed, kind))
+        ]
+        for line, kind, rule in sorted(entries, key=lambda e: e[0]):
             if rule.name in seen:
+                other_file, other_line = seen[rule.name]
+                where = f"line {other_line}" if other_file == file else f"{other_file}:{other_line}"
                 problems.append(
-                    Problem(
-                        file,
-                        line_of(text, ["budget", str(i), "name"]),
-                        rule.name,
-                        "name",
-                        f"duplicate rule name (also in {seen[rule.name]})",
-                    )
+                    Problem(file, line or None, rule.name, "name", f"duplicate rule name (also at {where})")
                 )
                 continue
-            seen[rule.name] = file
-            budgets.append(rule)
+            seen[rule.name] = (file, line or None)
+            found[kind].append(rule)
     problems.sort(key=lambda p: (str(p.file), p.line or 0))
-    return RuleSet(tuple(files), tuple(budgets)), problems
+    rules = RuleSet(
+        tuple(files),
+        tuple(r for r in found["budget"] if isinstance(r, BudgetRule)),
+        tuple(r for r in found["anomaly"] if isinstance(r, AnomalyRule)),
+        tuple(r for r in found["threshold"] if isinstance(r, ThresholdRule)),
+        tuple(r for r in found["absence"] if isinstance(r, AbsenceRule)),
+    )
+    return rules, problems
 
 
 def load(path: Path) -> RuleSet:
@@ -126,6 +145,8 @@ def _problem(file: Path, text: str, data: dict[str, Any], err: Any) -> Problem:
         message = "missing; start the file with schema_version = 1"
     elif err["type"] == "extra_forbidden":
         message = "unknown key"
+        if len(loc) == 1:
+            message += f" (known: schema_version, {', '.join(RULE_KINDS)})"
     else:
         message = str(err["msg"]).removeprefix("Value error, ")
         if "input" in err and not isinstance(err["input"], dict | list) and repr(err["input"]) not in message:
@@ -138,8 +159,12 @@ def _line(text: str, loc: list[str]) -> int | None:
     a missing key points at its table's header."""
     if not loc:
         return None
+    if len(loc) == 1:  # a top-level key, or a table header such as a misspelt [[budgets]]
+        header = re.compile(rf"^\s*\[\[?\s*{re.escape(loc[0])}\s*\]\]?\s*(#.*)?$")
+        headers = [i + 1 for i, ln in enumerate(text.splitlines()) if header.match(ln)]
+        return line_of(text, loc) or (headers[0] if headers else None)
     if len(loc) < 3 or not loc[1].isdigit():
-        return line_of(text, loc[-1:] if len(loc) == 1 else loc)
+        return line_of(text, loc)
     lines = text.splitlines()
     for key in reversed([p for p in loc[2:] if not p.isdigit()]):
         line = line_of(text, [loc[0], loc[1], key])
