@@ -514,7 +514,7 @@ def budgets(
             out.print(f"[bold]{escape(str(a['signal']))}[/]: {escape(describe(a))}")
 
 
-@main.group(short_help="Check the rule files.")
+@main.group(short_help="Check and test the rule files.")
 def rules() -> None:
     """Rule files (rules/*.toml): typed, versioned, checked before they are used."""
 
@@ -539,4 +539,15 @@ def rules_check(app: _App, path: Path | None) -> None:
     if problems:
         err.print(f"{len(problems)} problem(s) in {len(found.files)} file(s)")
         sys.exit(2)
-    out.print(f"{len(found.files)} file(s), {len(found.budgets)} budget rule(s): all valid")
+    counts = {
+        "anomaly": len(found.anomalies),
+        "budget": len(found.budgets),
+        "threshold": len(found.thresholds),
+        "absence": len(found.absences),
+    }
+    kinds = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "no rules"
+    out.print(f"{len(found.files)} file(s), {len(found)} rule(s) ({kinds}): all valid")
+
+
+# Alerting commands (evaluate, deliver, alerts, silence, notify, rules test) live in their own module.
+from sentinel import cli_alerting  # noqa: E402,F401  (registers its commands on `main` and `rules`)

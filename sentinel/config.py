@@ -379,9 +379,7 @@ class Settings(BaseSettings):
     receivers: tuple[ReceiverSettings, ...] = ()
     # The root route: every alert enters here. No receiver (the default): alerts are evaluated and
     # kept in the store (`sentinel alerts`), but nothing is sent.
-    route: RouteSettings = RouteSettings(
-        group_by=("rule",), group_wait="30s", group_interval="5m", repeat_interval="4h"
-    )
+    route: RouteSettings = RouteSettings(group_by=("rule",), group_wait="0s", group_interval="5m", repeat_interval="4h")
     inhibit: tuple[InhibitSettings, ...] = DEFAULT_INHIBIT
     delivery: DeliverySettings = DeliverySettings()
 

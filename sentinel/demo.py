@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sentinel.budget import engine as budget_engine
@@ -51,6 +52,18 @@ class DemoSummary:
     injected: list[tuple[str, str, str, str, bool]]  # kind, entity type, entity id, start, found
     aliases: dict[str, dict[str, str]]
     budgets: BudgetWatch | None = None
+    alerting: AlertingDemo | None = None
+
+
+@dataclass(frozen=True)
+class AlertingDemo:
+    """One alerting cycle over the demo store with the example rules, delivered to a JSONL file."""
+
+    firing: list[tuple[str, str, str]]  # severity, rule, summary
+    messages: int
+    notices: int
+    path: Path
+    muted: int
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,30 @@ def _story(
     )
 
 
+def run_alerting(store: Any, rules: RuleSet, directory: Path, now: datetime) -> AlertingDemo:
+    """Evaluate the example rules as the daemon's tick does, and deliver to a JSON lines file."""
+    from sentinel.alerting import run_cycle
+    from sentinel.config import FileReceiver, RouteSettings, Settings
+    from sentinel.notify.receivers import build_all
+    from sentinel.store import alerts as alert_store
+
+    target = directory / "alerts.jsonl"
+    settings = Settings(
+        receivers=(FileReceiver(type="jsonl", name="demo-file", path=target),),
+        route=RouteSettings(receiver="demo-file", group_by=("rule",), group_wait="0s"),
+    )
+    report = run_cycle(store, settings, rules, build_all(settings.receivers, lambda _r: None), now)
+    firing = sorted(alert_store.load(store, status="firing").values(), key=lambda a: (a.severity != "critical", a.rule))
+    delivery = report.delivery
+    return AlertingDemo(
+        firing=[(a.severity, a.rule, a.summary) for a in firing],
+        messages=delivery.sent if delivery else 0,
+        notices=delivery.alerts_sent if delivery else 0,
+        path=target,
+        muted=delivery.muted if delivery else 0,
+    )
+
+
 def run_demo(*, db: Path | None = None, days: int = 90, users: int = 60, seed: int = 7) -> DemoSummary:
     began = time.monotonic()
     now = utc_now()
@@ -185,7 +222,8 @@ def run_demo(*, db: Path | None = None, days: int = 90, users: int = 60, seed: i
         with SimulatorServer(model, api_key=key).running() as url:
             budgets = watch_budgets(watch_store, model, url, now, example_rules())
         watch_store.conn.close()
-    return replace(summary, budgets=budgets, seconds=time.monotonic() - began)
+    alerting = run_alerting(store, example_rules(), path.parent, now)
+    return replace(summary, budgets=budgets, alerting=alerting, seconds=time.monotonic() - began)
 
 
 def _found(event: InjectedEvent, anomalies: list[dict[str, Any]], model: TrafficModel) -> bool:
@@ -231,11 +269,24 @@ def print_summary(s: DemoSummary, console: Console) -> None:
         for kind, etype, eid, start, found in s.injected:
             name = s.aliases.get(etype, {}).get(eid, eid if len(eid) < 20 else eid[:12] + "…")
             console.print(f"  {'found' if found else 'MISSED':>6}  {kind:<16} {etype} {name} from {start}")
+    if s.alerting is not None:
+        print_alerting(s.alerting, console)
     if s.budgets is not None:
         print_budgets(s.budgets, console)
     console.print(
         "\nNext: point config.toml at your proxy (see config.example.toml) and run `sentinel sync --since DATE`."
     )
+
+
+def print_alerting(a: AlertingDemo, console: Console) -> None:
+    console.print(
+        f"\nAlerting with the example rules (rules/*.toml), one cycle as of now: {len(a.firing)} firing, "
+        f"{a.notices} notice(s) in {a.messages} message(s) to the receiver demo-file ({a.path})"
+    )
+    for severity, rule, summary in a.firing[:12]:
+        console.print(f"  {severity:<8} {rule:<22} {escape(summary)}")
+    if len(a.firing) > 12:
+        console.print(f"  ... and {len(a.firing) - 12} more (`sentinel alerts --db ...`)")
 
 
 def print_budgets(w: BudgetWatch, console: Console) -> None:

@@ -45,11 +45,11 @@ def node(route: Route, path: str) -> Route:
 @pytest.mark.parametrize(
     ("path", "receiver", "group_by", "group_wait", "group_interval", "repeat_interval", "continue_"),
     [
-        ("route", "default", ("rule",), 30 * S, 5 * M, 4 * H, False),
+        ("route", "default", ("rule",), 0 * S, 5 * M, 4 * H, False),
         ("route.routes[0]", "pager", ("rule",), 10 * S, 5 * M, 4 * H, True),
-        ("route.routes[1]", "slack-search", ("team",), 30 * S, 5 * M, 4 * H, False),
-        ("route.routes[1].routes[0]", "slack-search", ("team", "entity_id"), 30 * S, 5 * M, 1 * H, False),
-        ("route.routes[2]", "ops", ("...",), 30 * S, 10 * M, 4 * H, False),
+        ("route.routes[1]", "slack-search", ("team",), 0 * S, 5 * M, 4 * H, False),
+        ("route.routes[1].routes[0]", "slack-search", ("team", "entity_id"), 0 * S, 5 * M, 1 * H, False),
+        ("route.routes[2]", "ops", ("...",), 0 * S, 10 * M, 4 * H, False),
     ],
 )
 def test_build_inherits_what_a_child_leaves_unset(
@@ -75,8 +75,8 @@ def test_build_inherits_what_a_child_leaves_unset(
 @pytest.mark.parametrize(
     ("root", "expected"),
     [
-        (RouteSettings(), (None, ("rule",), 30 * S, 5 * M, 4 * H)),
-        (Settings().route, (None, ("rule",), 30 * S, 5 * M, 4 * H)),
+        (RouteSettings(), (None, ("rule",), 0 * S, 5 * M, 4 * H)),
+        (Settings().route, (None, ("rule",), 0 * S, 5 * M, 4 * H)),
         (
             RouteSettings(receiver="r", group_by=(), group_wait="0s", group_interval="1m", repeat_interval="2d"),
             ("r", (), timedelta(0), 1 * M, 48 * H),
@@ -168,15 +168,15 @@ def test_match(labels: dict[str, str], expected: list[tuple[str, str, str]]) -> 
 @pytest.mark.parametrize(
     ("labels", "expected"),
     [
-        ({"rule": "spend", "severity": "warning"}, ("default", {"rule": "spend"}, 30 * S, 5 * M, 4 * H)),
+        ({"rule": "spend", "severity": "warning"}, ("default", {"rule": "spend"}, 0 * S, 5 * M, 4 * H)),
         ({"rule": "spend", "severity": "critical"}, ("pager", {"rule": "spend"}, 10 * S, 5 * M, 4 * H)),
         (
             {"rule": "b", "team": "ads", "kind": "budget", "entity_id": "t-1"},
-            ("slack-search", {"team": "ads", "entity_id": "t-1"}, 30 * S, 5 * M, 1 * H),
+            ("slack-search", {"team": "ads", "entity_id": "t-1"}, 0 * S, 5 * M, 1 * H),
         ),
         (
             {"kind": "absence", "rule": "gone"},
-            ("ops", {"kind": "absence", "rule": "gone"}, 30 * S, 10 * M, 4 * H),
+            ("ops", {"kind": "absence", "rule": "gone"}, 0 * S, 10 * M, 4 * H),
         ),
     ],
 )
@@ -288,7 +288,7 @@ def test_destination_type() -> None:
         receiver="default",
         group_key='route:{rule="spend"}',
         group_labels={"rule": "spend"},
-        group_wait=30 * S,
+        group_wait=0 * S,
         group_interval=5 * M,
         repeat_interval=4 * H,
         route_path="route",

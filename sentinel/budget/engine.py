@@ -14,7 +14,7 @@ import numpy as np
 import sqlite_utils
 
 from sentinel.budget import specs as budget_specs
-from sentinel.budget.evaluate import due_signals, to_alert
+from sentinel.budget.evaluate import Signal, due_signals, to_alert
 from sentinel.budget.forecast import DayMoments, ShareOfDay, day_moments, project, uniform_share
 from sentinel.budget.model import BudgetSpec, BudgetStatus
 from sentinel.budget.specs import Catalog, Policy, ProxyLimit
@@ -220,29 +220,43 @@ def with_drivers(
     return [replace(s, drivers=drivers(data.data(s.spec.source), s.spec)) for s in statuses_]
 
 
+Due = tuple[BudgetStatus, Signal, dict[str, object]]
+
+
+def due(
+    db: sqlite_utils.Database, statuses_: list[BudgetStatus], now: datetime, ctx: Context | None = None
+) -> list[Due]:
+    """Signals due now (not yet fired in their window), each with its alert record; writes nothing."""
+    fired = budget_signals.fired(db, [(s.spec.budget_id, s.spec.period_key) for s in statuses_])
+    pending = [
+        (status, signal)
+        for status in statuses_
+        for signal in due_signals(status, fired.get((status.spec.budget_id, status.spec.period_key), frozenset()))
+    ]
+    if not pending:
+        return []
+    explained = dict(zip((id(s) for s, _ in pending), with_drivers(db, (s for s, _ in pending), now, ctx), strict=True))
+    return [(status, signal, to_alert(explained[id(status)], signal, now)) for status, signal in pending]
+
+
+def record(db: sqlite_utils.Database, fired: list[Due], now: datetime) -> None:
+    """Mark signals fired, inside the caller's transaction (the one that queues their alerts)."""
+    for status, signal, alert in fired:
+        budget_signals.record(
+            db, status.spec.budget_id, status.spec.period_key, signal.covers, now, status.spec.spent, alert
+        )
+
+
 def check(
     db: sqlite_utils.Database, statuses_: list[BudgetStatus], now: datetime, ctx: Context | None = None
 ) -> list[dict[str, object]]:
     """Alerts due now; each (budget, window, signal) is recorded so it never fires twice, even across
     restarts. Recording and the returned alerts come from one transaction."""
-    fired = budget_signals.fired(db, [(s.spec.budget_id, s.spec.period_key) for s in statuses_])
-    due = [
-        (status, signal)
-        for status in statuses_
-        for signal in due_signals(status, fired.get((status.spec.budget_id, status.spec.period_key), frozenset()))
-    ]
-    if not due:
-        return []
-    explained = dict(zip((id(s) for s, _ in due), with_drivers(db, (s for s, _ in due), now, ctx), strict=True))
-    alerts: list[dict[str, object]] = []
-    with transaction(db):
-        for status, signal in due:
-            alert = to_alert(explained[id(status)], signal, now)
-            budget_signals.record(
-                db, status.spec.budget_id, status.spec.period_key, signal.covers, now, status.spec.spent, alert
-            )
-            alerts.append(alert)
-    return alerts
+    fired = due(db, statuses_, now, ctx)
+    if fired:
+        with transaction(db):
+            record(db, fired, now)
+    return [alert for _s, _sig, alert in fired]
 
 
 # ---------------------------------------------------------------------------------------------- replay

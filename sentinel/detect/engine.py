@@ -275,6 +275,8 @@ def backtest(
             "days": ep.days,
             "state": state,
             "total_impact_usd": round(ep.impact, 6),
+            "last_observed": round(ep.last.observed, 6),
+            "last_expected": round(ep.last.expected, 6),
         }
         records.append(rec)
     records.sort(key=lambda r: (str(r["date"]), str(r["entity_type"]), str(r["entity_id"])))
@@ -339,6 +341,8 @@ def detect_now(
                 "days": 1,
                 "state": "ongoing",
                 "total_impact_usd": round(f.impact_usd, 6),
+                "last_observed": round(f.observed, 6),
+                "last_expected": round(f.expected, 6),
             }
             records.append(rec)
     return records

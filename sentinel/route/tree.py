@@ -20,7 +20,7 @@ from sentinel.route.matchers import Matcher, check_label_name, parse
 ALL_LABELS = "..."  # group_by = ["..."]: one group per distinct label set
 
 ROOT_GROUP_BY: tuple[str, ...] = ("rule",)
-ROOT_GROUP_WAIT = timedelta(seconds=30)
+ROOT_GROUP_WAIT = timedelta(0)  # one evaluation finds a group's alerts together: no need to wait
 ROOT_GROUP_INTERVAL = timedelta(minutes=5)
 ROOT_REPEAT_INTERVAL = timedelta(hours=4)
 

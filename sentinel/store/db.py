@@ -143,8 +143,8 @@ _V4 = """
         ) WITHOUT ROWID;
 
         -- The outbox: what is to be sent to whom, written in the transaction that evaluated it.
-        -- (receiver, fingerprint, notice) is unique, so no evaluation, retry or restart queues a
-        -- notice twice; ``notice`` names the episode and which message of it this is.
+        -- (receiver, fingerprint, episode, notice) is unique, so no evaluation, retry or restart
+        -- queues a notice twice; ``notice`` says which message of the episode this is.
         CREATE TABLE outbox (
             id INTEGER PRIMARY KEY,
             receiver TEXT NOT NULL,
@@ -161,7 +161,7 @@ _V4 = """
             claimed_until TEXT,
             last_error TEXT,
             done_at TEXT,
-            UNIQUE (receiver, fingerprint, notice)
+            UNIQUE (receiver, fingerprint, episode, notice)
         );
         CREATE INDEX outbox_work ON outbox (state, receiver, id);
         CREATE INDEX outbox_alert ON outbox (receiver, fingerprint, id);

@@ -1,0 +1,230 @@
+"""One alerting cycle, end to end: evaluate every rule, advance the alerts' lifecycle, route, and
+write alert state, budget signals and outbox rows in ONE transaction; then deliver.
+
+This is the I/O edge: it reads the store, calls the pure pieces (``rules.evaluate``,
+``notify.lifecycle``, ``notify.plan``, ``route``) and writes the results. The daemon's tick and
+`sentinel evaluate` call :func:`run_cycle`; tests call it with an injected ``now``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlite_utils
+
+from sentinel.budget import engine as budget_engine
+from sentinel.budget.specs import Catalog, catalog, policy_from
+from sentinel.config import Settings
+from sentinel.detect.engine import detect_now
+from sentinel.notify import lifecycle
+from sentinel.notify.model import Alert, Receiver
+from sentinel.notify.pipeline import DeliveryReport, deliver
+from sentinel.notify.plan import plan
+from sentinel.route.inhibit import InhibitRule, build_rules, inhibited_by
+from sentinel.route.silences import silenced_by
+from sentinel.route.tree import Route, build
+from sentinel.rules import evaluate as ev
+from sentinel.rules.loader import RuleSet
+from sentinel.rules.schema import AbsenceRule, AnomalyRule, ThresholdRule
+from sentinel.store import alerts as alert_store
+from sentinel.store import outbox, transaction
+from sentinel.store import silences as silence_store
+from sentinel.store import state as state_store
+
+log = logging.getLogger("sentinel.alerting")
+
+
+@dataclass
+class Evaluation:
+    found: list[Alert] = field(default_factory=list)
+    budget_due: list[budget_engine.Due] = field(default_factory=list)
+    failed_rules: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CycleReport:
+    evaluation: Evaluation
+    firing: int = 0
+    new: int = 0
+    resolved: int = 0
+    queued: int = 0
+    delivery: DeliveryReport | None = None
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Routing, inhibition and the receivers' resolved-notice switches, built once from config."""
+
+    route: Route
+    inhibit: tuple[InhibitRule, ...]
+    send_resolved: Mapping[str, bool]
+
+    @staticmethod
+    def from_settings(settings: Settings) -> Routing:
+        return Routing(
+            build(settings.route),
+            build_rules(settings.inhibit),
+            {r.name: r.send_resolved for r in settings.receivers},
+        )
+
+
+def evaluate(
+    db: sqlite_utils.Database, settings: Settings, rules: RuleSet, now: datetime, *, source: str | None = None
+) -> Evaluation:
+    """Every rule's alerts as of ``now``. A rule that fails is named in ``failed_rules`` (its alerts
+    are left as they were) and never stops the others."""
+    out = Evaluation()
+    ctx = budget_engine.context(db, now)
+    catalogs: dict[str | None, Catalog] = {}
+
+    def cat_for(src: str | None) -> Catalog:
+        if src not in catalogs:
+            catalogs[src] = catalog(db, ctx.data(src).spend, src)
+        return catalogs[src]
+
+    def guarded(name: str, work: Callable[[], list[Alert]]) -> None:
+        try:
+            out.found.extend(work())
+        except Exception as exc:  # one broken rule must not silence the rest
+            out.failed_rules.add(name)
+            out.errors.append(f"rule {name!r}: {type(exc).__name__}: {exc}")
+            log.exception("rule %s failed to evaluate", name)
+
+    detections: dict[tuple[str | None, str], list[dict[str, object]]] = {}
+    for a_rule in rules.anomalies:
+        if source and a_rule.source not in (None, source):
+            continue
+
+        def anomalies(rule: AnomalyRule = a_rule) -> list[Alert]:
+            thresholds = ev.anomaly_thresholds(rule)
+            key = (rule.source or source, repr(sorted(thresholds.items())))
+            if key not in detections:
+                detections[key] = detect_now(db, now, source=rule.source or source, thresholds=thresholds)
+            return ev.anomaly_alerts(rule, detections[key], cat_for(rule.source or source), now)
+
+        guarded(a_rule.name, anomalies)
+
+    for t_rule in rules.thresholds:
+        if source and t_rule.source not in (None, source):
+            continue
+
+        def thresholds(rule: ThresholdRule = t_rule) -> list[Alert]:
+            data = ctx.data(rule.source or source)
+            matrix = data.total if rule.entity == "total" else data.spend[rule.entity]
+            return ev.threshold_alerts(rule, matrix, cat_for(rule.source or source), now)
+
+        guarded(t_rule.name, thresholds)
+
+    health = _source_health(db)
+    for b_rule in rules.absences:
+        if source and b_rule.source not in (None, source):
+            continue
+
+        def absences(rule: AbsenceRule = b_rule) -> list[Alert]:
+            if rule.entity == "source":
+                return ev.source_absence_alerts(rule, health, now)
+            matrix = ctx.data(rule.source or source).spend[rule.entity]
+            return ev.spend_absence_alerts(rule, matrix, cat_for(rule.source or source), now)
+
+        guarded(b_rule.name, absences)
+
+    try:
+        statuses = budget_engine.statuses(db, now, policy_from(settings), rules, source=source, ctx=ctx)
+        out.budget_due = budget_engine.due(db, statuses, now, ctx)
+        for _status, _signal, record in out.budget_due:
+            out.found.append(ev.budget_alert(record, cat_for(_str(record.get("source")))))
+    except Exception as exc:
+        out.failed_rules.update({r.name for r in rules.budgets} | {ev.PROXY_BUDGET_RULE})
+        out.errors.append(f"budgets: {type(exc).__name__}: {exc}")
+        log.exception("budget evaluation failed")
+    return out
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _source_health(db: sqlite_utils.Database) -> list[ev.SourceHealth]:
+    out = []
+    for name in state_store.known_sources(db):
+        st = state_store.get_state(db, name)
+        last = datetime.fromisoformat(st.last_success_at) if st.last_success_at else None
+        failing = st.last_error if st.last_error_at and st.last_error_at > (st.last_success_at or "") else None
+        out.append(ev.SourceHealth(name, last, failing))
+    return out
+
+
+def commit(
+    db: sqlite_utils.Database,
+    evaluation: Evaluation,
+    routing: Routing,
+    now: datetime,
+    *,
+    extra: Sequence[Alert] = (),
+) -> CycleReport:
+    """Advance the lifecycle and queue notices; alert state, budget signals and outbox rows land in
+    one transaction, so a crash leaves either all of a cycle or none of it."""
+    report = CycleReport(evaluation)
+    found = [*evaluation.found, *extra]
+    with transaction(db):
+        known = alert_store.load(db)
+        step = lifecycle.advance(found, known, now, evaluation.failed_rules)
+        firing_labels = [dict(a.labels) for a in step.save if a.status == "firing"]
+        firing_labels += [
+            dict(a.labels)
+            for fp, a in known.items()
+            if a.status == "firing" and fp not in {s.fingerprint for s in step.save}
+        ]
+        silences = silence_store.active(db, now)
+
+        def muted(alert: Alert) -> str | None:
+            if silenced_by(alert.labels, silences, now) is not None:
+                return "silenced"
+            if alert.status == "firing" and inhibited_by(alert.labels, firing_labels, routing.inhibit) is not None:
+                return "inhibited"
+            return None
+
+        entries = plan(
+            step.notify,
+            routing.route,
+            last=outbox.last_notices(db, [a.fingerprint for a in step.notify]),
+            group_sent=outbox.group_sent(db),
+            muted=muted,
+            send_resolved=lambda name: routing.send_resolved.get(name, True),
+            now=now,
+        )
+        budget_engine.record(db, evaluation.budget_due, now)
+        alert_store.save(db, step.save, now)
+        report.queued = outbox.enqueue(db, entries, now)
+    report.firing = sum(1 for a in step.save if a.status == "firing")
+    report.new = sum(1 for a in step.save if a.status == "firing" and a.fingerprint not in known)
+    report.new += sum(
+        1
+        for a in step.save
+        if a.status == "firing" and a.fingerprint in known and known[a.fingerprint].status != "firing"
+    )
+    report.resolved = sum(1 for a in step.notify if a.status == "resolved")
+    return report
+
+
+def run_cycle(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    rules: RuleSet,
+    receivers: Mapping[str, Receiver],
+    now: datetime,
+    *,
+    source: str | None = None,
+    extra: Sequence[Alert] = (),
+    send: bool = True,
+) -> CycleReport:
+    """Evaluate, queue, and (``send``) deliver what is due."""
+    routing = Routing.from_settings(settings)
+    report = commit(db, evaluate(db, settings, rules, now, source=source), routing, now, extra=extra)
+    if send:
+        report.delivery = deliver(db, receivers, settings.delivery, routing.inhibit, now)
+    return report

@@ -1,0 +1,75 @@
+"""Hot reload of rule files: pick up edits (a change of any file's size or mtime, or a SIGHUP that
+forces a look), load with the one loader, and swap only when every file is valid.
+
+A bad edit leaves the running rules untouched and raises an operator alert naming each problem;
+the next good load resolves it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sentinel.notify.model import Alert
+from sentinel.rules.evaluate import fingerprint
+from sentinel.rules.loader import Problem, RuleSet, check, rule_files
+
+OPERATOR_RULE = "sentinel-rules"
+
+
+def _signature(path: Path) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for file in rule_files(path):
+        try:
+            st = file.stat()
+        except OSError:
+            continue
+        out.append((str(file), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+@dataclass
+class RuleReloader:
+    path: Path
+    rules: RuleSet = field(default_factory=RuleSet.empty)
+    problems: list[Problem] = field(default_factory=list)  # of the last attempt that failed
+    failed_since: datetime | None = None
+    loaded_at: datetime | None = None
+    _seen: tuple[tuple[str, int, int], ...] | None = None
+
+    def poll(self, now: datetime, *, force: bool = False) -> bool:
+        """Reload if the files changed (or ``force``); True when new rules were swapped in."""
+        signature = _signature(self.path)
+        if not force and signature == self._seen:
+            return False
+        self._seen = signature
+        rules, problems = check(self.path)
+        if problems:
+            self.problems = problems
+            self.failed_since = self.failed_since or now
+            return False
+        self.rules, self.problems, self.failed_since, self.loaded_at = rules, [], None, now
+        return True
+
+    def operator_alerts(self, now: datetime) -> list[Alert]:
+        """While the files on disk do not load: one critical alert naming every problem."""
+        if not self.problems:
+            return []
+        lines = [str(p) for p in self.problems]
+        return [
+            Alert(
+                fingerprint=fingerprint("operator", OPERATOR_RULE, str(self.path)),
+                status="firing",
+                rule=OPERATOR_RULE,
+                severity="critical",
+                summary=(
+                    f"rule files under {self.path} do not load ({len(lines)} problem(s)); "
+                    f"still running the rules loaded at {self.loaded_at.isoformat() if self.loaded_at else 'start'}: "
+                    + lines[0]
+                ),
+                labels={"kind": "operator", "rule": OPERATOR_RULE, "severity": "critical", "entity_type": "sentinel"},
+                starts_at=self.failed_since or now,
+                record={"kind": "operator", "problems": lines, "path": str(self.path), "detected_at": now.isoformat()},
+            )
+        ]
