@@ -18,7 +18,7 @@ import sqlite_utils
 from sentinel.budget import engine as budget_engine
 from sentinel.budget.specs import Catalog, catalog, policy_from
 from sentinel.config import Settings
-from sentinel.detect.engine import detect_now
+from sentinel.detect.engine import DetectionData, detect_now, load
 from sentinel.notify import lifecycle
 from sentinel.notify.model import Alert, Receiver
 from sentinel.notify.pipeline import DeliveryReport, deliver
@@ -95,16 +95,27 @@ def evaluate(
             log.exception("rule %s failed to evaluate", name)
 
     detections: dict[tuple[str | None, str], list[dict[str, object]]] = {}
+
+    def series(src: str | None) -> DetectionData:
+        """Every series of a source, loaded once: anomaly rules share its fits, and budgets,
+        thresholds and absences read its spend (the context would otherwise load spend again)."""
+        key = src or ctx.only_source
+        loaded = ctx.loaded.get(key)
+        if loaded is None or not loaded.explain.tokens:
+            loaded = ctx.loaded[key] = load(db, ctx.start, ctx.end, key)
+        return loaded
+
     for a_rule in rules.anomalies:
         if source and a_rule.source not in (None, source):
             continue
 
         def anomalies(rule: AnomalyRule = a_rule) -> list[Alert]:
+            src = rule.source or source
             thresholds = ev.anomaly_thresholds(rule)
-            key = (rule.source or source, repr(sorted(thresholds.items())))
+            key = (src, repr(sorted(thresholds.items())))
             if key not in detections:
-                detections[key] = detect_now(db, now, source=rule.source or source, thresholds=thresholds)
-            return ev.anomaly_alerts(rule, detections[key], cat_for(rule.source or source), now)
+                detections[key] = detect_now(db, now, source=src, thresholds=thresholds, data=series(src))
+            return ev.anomaly_alerts(rule, detections[key], cat_for(src), now)
 
         guarded(a_rule.name, anomalies)
 

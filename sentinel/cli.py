@@ -91,6 +91,7 @@ def main(ctx: click.Context, config: Path | None) -> None:
     Try it with no setup:   sentinel demo
     Read a proxy:           sentinel sync --since 2026-01-01   (then plain `sentinel sync` to poll)
     See what is stored:     sentinel status
+    Alert on it:            sentinel evaluate   (rules in rules/*.toml, receivers and routes in config.toml)
     """
     logs.setup()
     ctx.obj = _App(config)

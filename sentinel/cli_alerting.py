@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,7 @@ def silence_add(
     now = utc_now()
     try:
         length = parse_duration(duration)
-        start = datetime.fromisoformat(start_iso).astimezone() if start_iso else now
+        start = _utc(datetime.fromisoformat(start_iso)) if start_iso else now
         created = new(list(matchers), author, comment, start, start + length, now)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
@@ -181,6 +181,11 @@ def silence_add(
     silence_store.add(store, created)
     matchers_text = " ".join(str(m) for m in created.matchers)
     out.print(f"silence {created.id} until {created.ends_at:%Y-%m-%d %H:%M} UTC: {escape(matchers_text)}")
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time given without a zone is UTC (as every time Sentinel prints)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @silence.command("list")

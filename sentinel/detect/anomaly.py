@@ -103,8 +103,17 @@ def fit_for(m: SeriesMatrix, day: date, cohort: NDArray[np.int64] | None = None)
     return _fit_at(m, m.index_of(day), cohort)
 
 
-def _fit_at(m: SeriesMatrix, idx: int, cohort: NDArray[np.int64] | None) -> Baselines:
-    return fit(m.values[:, :idx], m.start, m.day(idx), cohort=cohort)
+def _fit_at(
+    m: SeriesMatrix, idx: int, cohort: NDArray[np.int64] | None, cache: dict[int, Baselines] | None = None
+) -> Baselines:
+    """The fit on the days before ``idx``; ``cache`` (one per matrix) keeps it for the next caller
+    that scores the same day with other thresholds (each anomaly rule's sensitivity)."""
+    if cache is not None and idx in cache:
+        return cache[idx]
+    fitted = fit(m.values[:, :idx], m.start, m.day(idx), cohort=cohort)
+    if cache is not None:
+        cache[idx] = fitted
+    return fitted
 
 
 def find(
@@ -118,6 +127,7 @@ def find(
     org_ratio: float | None = None,
     fitted: Baselines | None = None,
     excused: dict[str, float] | None = None,
+    cache: dict[int, Baselines] | None = None,
 ) -> list[Finding]:
     """Anomalies of every series of one entity kind on ``day`` (``share`` < 1: a partial day).
 
@@ -125,11 +135,12 @@ def find(
     excused as a monthly schedule, so the teams and providers it lifts can be excused too.
 
     ``fitted``: baselines already fitted for ``day`` for exactly these series (reused between ticks).
+    ``cache``: fits of this matrix by day index, shared by callers that score it with other thresholds.
     """
     idx = m.index_of(day)
     if idx < 1 or idx >= m.days or not m.entities:
         return []
-    b = fitted if fitted is not None and fitted.as_of == day else _fit_at(m, idx, cohort)
+    b = fitted if fitted is not None and fitted.as_of == day else _fit_at(m, idx, cohort, cache)
     s = score(b, m.values[:, idx], day, z_limit=thresholds.z, share=share)
     expected = s.expected.copy()
     notes: dict[int, list[str]] = {}
@@ -181,7 +192,7 @@ def find(
     # Sustained: the last days against the baseline from before them.
     if share >= 1.0 and idx > SUSTAIN_DAYS:
         first = idx - SUSTAIN_DAYS + 1
-        prior = _fit_at(m, first, cohort)
+        prior = _fit_at(m, first, cohort, cache)
         zs = []
         impacts = np.zeros(len(m.entities))
         for k in range(first, idx + 1):

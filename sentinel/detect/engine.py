@@ -41,6 +41,12 @@ class DetectionData:
     cohorts: dict[str, np.ndarray]  # kind -> cohort index per series (-1: none)
     explain: ExplainContext
     _token_totals: dict[str, SeriesMatrix] = field(default_factory=dict, repr=False, compare=False)
+    _fits: dict[str, dict[int, Baselines]] = field(default_factory=dict, repr=False, compare=False)
+
+    def fit_cache(self, kind: str) -> dict[int, Baselines]:
+        """Fits of one kind's spend matrix by day index: a day replayed with other thresholds (another
+        rule's sensitivity) reuses them instead of fitting again."""
+        return self._fits.setdefault(kind, {})
 
     def total_tokens(self, kind: str) -> SeriesMatrix:
         """All token types summed (the denominator of spend per token), derived once per load
@@ -130,6 +136,7 @@ def detect_day(
             org_ratio=ratio,
             fitted=(fitted or {}).get(kind),
             excused=scheduled if kind == "user" else None,
+            cache=data.fit_cache(kind),
         )
         out.extend(found)
         if kind in UNIT_COST_KINDS and share >= 1.0:
@@ -314,8 +321,12 @@ def detect_now(
     history_days: int = HISTORY_DAYS,
     lookback_days: int = 7,
     thresholds: dict[str, Thresholds] | None = None,
+    data: DetectionData | None = None,
 ) -> list[dict[str, object]]:
     """Anomalies as of ``now``: episodes of the last complete days, and today's run rate so far.
+
+    ``data``: series already loaded for ``source`` from ``history_days`` before today (several
+    rules' thresholds scored on one load share its fits).
 
     Today's partial spend is compared with the share of a normal day that should have been spent
     by now (the intraday profile learnt from stored polls), so a job that starts burning at 14:00
@@ -326,7 +337,7 @@ def detect_now(
 
     today = now.astimezone(UTC).date()
     start = today - timedelta(days=history_days)
-    data = load(db, start, today, source)
+    data = data or load(db, start, today, source)
     records = backtest(data, today - timedelta(days=lookback_days), today - timedelta(days=1), thresholds=thresholds)
     snaps, finals = intraday_snapshots(db, today - timedelta(days=28), today - timedelta(days=1), source)
     share = share_at(learn_profile(snaps, finals), now)
