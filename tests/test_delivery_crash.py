@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from alerthelp import alert
@@ -43,6 +43,20 @@ while True:
         break
     time.sleep(0.05)
 """
+
+
+def _claims_since(path: Path, started: datetime) -> int:
+    """Rows claimed by a worker started at ``started`` (older claims of killed workers end before it + lease)."""
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        after = (started + timedelta(seconds=1)).isoformat()  # the lease is 1 s
+        return int(
+            conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'claimed' AND claimed_until > ?", (after,)
+            ).fetchone()[0]
+        )
+    finally:
+        conn.close()
 
 
 def _states(path: Path) -> dict[str, int]:
@@ -81,13 +95,14 @@ def test_sigkill_between_claim_and_send_loses_nothing_and_repeats_at_most_once_p
         argv = [sys.executable, "-c", WORKER, str(store), json.dumps(config)]
         kills_mid_claim = 0
         for _ in range(KILLS):
+            started = utc_now()
             worker = subprocess.Popen(argv, env=env)
             deadline = time.monotonic() + 60
-            while worker.poll() is None and time.monotonic() < deadline and not _states(store).get("claimed"):
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.12))
+            while worker.poll() is None and time.monotonic() < deadline and not _claims_since(store, started):
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.12))  # somewhere between claiming a group and recording its outcome
             if worker.poll() is None:
-                if _states(store).get("claimed"):
+                if _claims_since(store, started):
                     kills_mid_claim += 1
                 os.kill(worker.pid, signal.SIGKILL)
             worker.wait()
