@@ -162,7 +162,7 @@ def test_forty_alerts_fit_slack_limits() -> None:
     assert sections[-1].startswith("*and 30 more (27 firing, 3 resolved):*")
     assert json.loads(json.dumps(blocks)) == blocks  # plain JSON, ready to post
     assert len(render.fallback_text(n)) <= render.FALLBACK_CHARS
-    assert "[FIRING: 37 firing, 3 resolved]" in render.title(n)
+    assert "[37 firing, 3 resolved]" in render.title(n)
 
 
 def test_long_contents_are_clipped_to_slack_limits() -> None:

@@ -329,7 +329,7 @@ def title(n: Notification) -> str:
         counts = f"{len(n.firing)} firing" + (f", {len(n.resolved)} resolved" if n.resolved else "")
         if not n.firing:
             counts = f"{len(n.resolved)} resolved"
-        head = f"{prefix}[{_status(n)}: {counts}] {_group(n) or n.group_key}".rstrip()
+        head = f"{prefix}[{counts}] {_group(n) or n.group_key}".rstrip()
     return _clip(" ".join(head.split()), SLACK_HEADER_CHARS)
 
 
