@@ -42,19 +42,39 @@ def evaluate(app: _App, source: str | None, no_send: bool, fmt: str, rules: Path
     threshold and absence rules over the stored data; new, still-firing and resolved alerts are
     routed to receivers and queued in the store (in one transaction), then delivered.
 
-    Exit status 0 even when alerts fire; 1 if a rule failed to evaluate or a delivery failed for good.
+    Rules come from rules.path in the config; if an edit there does not load, the last rules that
+    did (kept in the store) run instead, and a critical operator alert names the problem.
+
+    Exit status 0 even when alerts fire; 1 if a rule file or a rule failed or a delivery failed for
+    good; 2 if the rule files have never loaded.
     """
     from sentinel.alerting import run_cycle
+    from sentinel.errors import RuleError
+    from sentinel.rules.reload import RuleReloader
 
     settings = app.settings
     store = open_store(db or settings.store.resolved_path())
     now = utc_now()
     receivers = _receivers(settings, store)
-    report = run_cycle(store, settings, app.rules(rules), receivers, now, source=source, send=not no_send)
+    if rules is not None:  # an explicit path: exactly those files, or an error
+        current, operator = app.rules(rules), []
+    else:
+        # The configured rules: a broken edit runs the last good rules kept in the store, and says so.
+        target = settings.rules.resolved_path(app.config_path)
+        reloader = RuleReloader(target, db=store)
+        reloader.poll(now)
+        if reloader.problems and reloader.loaded_at is None:
+            raise RuleError(
+                f"{len(reloader.problems)} problem(s) in rule files, and no earlier good rules to run:\n"
+                + "\n".join(f"  {p}" for p in reloader.problems)
+            )
+        current, operator = reloader.rules, reloader.operator_alerts(now)
+    report = run_cycle(store, settings, current, receivers, now, source=source, send=not no_send, extra=operator)
     from sentinel.store import alerts as alert_store
 
     firing = sorted(alert_store.load(store, status="firing").values(), key=lambda a: (a.severity, a.rule))
     problems = report.evaluation.errors + (report.delivery.errors if report.delivery else [])
+    problems += [str(a.summary) for a in operator]
     if fmt == "json":
         doc = {
             "as_of": now.isoformat(),

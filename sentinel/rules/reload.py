@@ -2,18 +2,23 @@
 forces a look), load with the one loader, and swap only when every file is valid.
 
 A bad edit leaves the running rules untouched and raises an operator alert naming each problem;
-the next good load resolves it.
+the next good load resolves it. With a store, every good load is also kept in it, so a process
+that starts while an edit is broken (a restart, each run of a timer) runs the last good rules.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import sqlite_utils
+
 from sentinel.notify.model import Alert
 from sentinel.rules.evaluate import fingerprint
 from sentinel.rules.loader import Problem, RuleSet, check, rule_files
+from sentinel.store import transaction
 
 OPERATOR_RULE = "sentinel-rules"
 
@@ -29,9 +34,37 @@ def _signature(path: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
+def save_snapshot(db: sqlite_utils.Database, files: tuple[Path, ...], now: datetime) -> None:
+    texts = {f.name: f.read_text() for f in files}
+    stored = dict(db.conn.execute("SELECT name, text FROM rule_snapshot").fetchall())
+    if stored == texts:
+        return
+    with transaction(db):
+        db.conn.execute("DELETE FROM rule_snapshot")
+        db.conn.executemany(
+            "INSERT INTO rule_snapshot (name, text, loaded_at) VALUES (?, ?, ?)",
+            [(name, text, now.isoformat()) for name, text in texts.items()],
+        )
+
+
+def load_snapshot(db: sqlite_utils.Database) -> tuple[RuleSet, datetime] | None:
+    """The last good rules kept in the store (loaded from a private copy of the files), if any."""
+    rows = db.conn.execute("SELECT name, text, loaded_at FROM rule_snapshot ORDER BY name").fetchall()
+    if not rows:
+        return None
+    with tempfile.TemporaryDirectory(prefix="sentinel-rules-") as tmp:
+        for name, text, _at in rows:
+            (Path(tmp) / name).write_text(text)
+        rules, problems = check(Path(tmp))
+    if problems:  # written by an older Sentinel whose rules this one no longer accepts
+        return None
+    return rules, datetime.fromisoformat(rows[0][2])
+
+
 @dataclass
 class RuleReloader:
     path: Path
+    db: sqlite_utils.Database | None = None  # keep each good load here, and start from it
     rules: RuleSet = field(default_factory=RuleSet.empty)
     problems: list[Problem] = field(default_factory=list)  # of the last attempt that failed
     failed_since: datetime | None = None
@@ -48,8 +81,15 @@ class RuleReloader:
         if problems:
             self.problems = problems
             self.failed_since = self.failed_since or now
+            if self.loaded_at is None and self.db is not None:
+                kept = load_snapshot(self.db)
+                if kept is not None:
+                    self.rules, self.loaded_at = kept
+                    return True
             return False
         self.rules, self.problems, self.failed_since, self.loaded_at = rules, [], None, now
+        if self.db is not None:
+            save_snapshot(self.db, rules.files, now)
         return True
 
     def operator_alerts(self, now: datetime) -> list[Alert]:

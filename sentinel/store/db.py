@@ -194,6 +194,14 @@ _V4 = """
             PRIMARY KEY (receiver, group_key)
         ) WITHOUT ROWID;
 
+        -- The rule files as last loaded without a problem: a process that starts (or a timer run)
+        -- while an edit is broken keeps running these, and raises an operator alert.
+        CREATE TABLE rule_snapshot (
+            name TEXT PRIMARY KEY,             -- the file's name within the rules directory
+            text TEXT NOT NULL,
+            loaded_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+
         -- Silences (`sentinel silence add`): matchers (JSON list), who and why, and until when.
         CREATE TABLE silences (
             id TEXT PRIMARY KEY,
