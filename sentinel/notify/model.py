@@ -99,6 +99,20 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
         return None
 
 
+def http_result(status: int, retry_after: str | None, detail: str | None = None) -> DeliveryResult:
+    """What an HTTP status means for delivery, for every receiver that speaks HTTP: 2xx delivered;
+    408, 429 and 5xx worth another try (after ``Retry-After`` if given); a 3xx is not followed
+    (it could leave the allowlisted host); any other 4xx will not fix itself."""
+    shown = detail or f"HTTP {status}"
+    if 200 <= status < 300:
+        return DeliveryResult(Outcome.OK, shown, status)
+    if status in (408, 429) or status >= 500:
+        return DeliveryResult(Outcome.RETRYABLE, shown, status, retry_after_seconds(retry_after))
+    if 300 <= status < 400:
+        return DeliveryResult(Outcome.PERMANENT, f"{shown} (redirects are not followed)", status)
+    return DeliveryResult(Outcome.PERMANENT, shown, status)
+
+
 def _http_date_delay(text: str, now: datetime | None) -> float | None:
     moment = parsedate_to_datetime(text)
     if moment.tzinfo is None:

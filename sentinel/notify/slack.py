@@ -23,7 +23,7 @@ from sentinel.config import SlackReceiver
 from sentinel.egress import AuditSink, OutboundGuard, outbound_client, redact
 from sentinel.errors import EgressRefused
 from sentinel.notify import render
-from sentinel.notify.model import DeliveryResult, Notification, Outcome, retry_after_seconds
+from sentinel.notify.model import DeliveryResult, Notification, Outcome, http_result, retry_after_seconds
 
 # Web API errors worth another try (api.slack.com/methods/chat.postMessage#errors); any other
 # error code (invalid_auth, not_authed, channel_not_found, ...) will not fix itself.
@@ -38,16 +38,11 @@ def classify(status: int, error: str | None, headers: Mapping[str, str]) -> Deli
     of an incoming webhook's non-2xx answer (``invalid_token``, ``no_service``, ...)."""
     code = error if error and _CODE.match(error) else None
     detail = f"HTTP {status}" + (f" {code}" if code else "")
-    if 200 <= status < 300 and not error:
-        return DeliveryResult(Outcome.OK, detail, status)
-    wait = retry_after_seconds(headers.get("Retry-After"))
-    if status == 429 or code in ("ratelimited", "rate_limited"):
-        return DeliveryResult(Outcome.RETRYABLE, detail, status, wait)
-    if status >= 500 or status == 408 or code in RETRYABLE_ERRORS:
-        return DeliveryResult(Outcome.RETRYABLE, detail, status, wait)
-    if 300 <= status < 400:
-        return DeliveryResult(Outcome.PERMANENT, f"{detail} (redirects are not followed)", status)
-    return DeliveryResult(Outcome.PERMANENT, detail, status)
+    if code in RETRYABLE_ERRORS:
+        return DeliveryResult(Outcome.RETRYABLE, detail, status, retry_after_seconds(headers.get("Retry-After")))
+    if 200 <= status < 300 and error:  # the Web API answers 200 with ok: false
+        return DeliveryResult(Outcome.PERMANENT, detail, status)
+    return http_result(status, headers.get("Retry-After"), detail)
 
 
 class SlackNotifier:

@@ -28,7 +28,7 @@ from sentinel.config import WebhookReceiver
 from sentinel.egress import AuditSink, OutboundGuard, outbound_client, redact
 from sentinel.errors import EgressRefused
 from sentinel.notify import render
-from sentinel.notify.model import DeliveryResult, Notification, Outcome, retry_after_seconds
+from sentinel.notify.model import DeliveryResult, Notification, Outcome, http_result
 
 SIGNATURE_HEADER = "X-Sentinel-Signature"
 TIMESTAMP_HEADER = "X-Sentinel-Timestamp"
@@ -55,16 +55,7 @@ def verify_signature(secret: str | bytes, timestamp: str, body: bytes, header: s
 
 
 def classify(response: httpx.Response) -> DeliveryResult:
-    status = response.status_code
-    detail = f"HTTP {status}"
-    if 200 <= status < 300:
-        return DeliveryResult(Outcome.OK, detail, status)
-    if status in (408, 429) or status >= 500:
-        wait = retry_after_seconds(response.headers.get("Retry-After"))
-        return DeliveryResult(Outcome.RETRYABLE, detail, status, wait)
-    if 300 <= status < 400:
-        return DeliveryResult(Outcome.PERMANENT, f"{detail} (redirects are not followed)", status)
-    return DeliveryResult(Outcome.PERMANENT, detail, status)
+    return http_result(response.status_code, response.headers.get("Retry-After"))
 
 
 class WebhookNotifier:
