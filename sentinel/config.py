@@ -357,6 +357,52 @@ class DeliverySettings(_Section):
         return value
 
 
+class DigestSettings(_Section):
+    """The weekly digest: an HTML email with charts (and a short Slack version)."""
+
+    # When, as a cron expression in ``timezone`` (default: Mondays at 09:00).
+    schedule: str = "0 9 * * 1"
+    timezone: str = "UTC"
+    # Receivers that get it: email receivers get the full HTML digest, Slack ones a short summary.
+    # Empty: no digest is sent (`sentinel digest --preview` still works).
+    receivers: tuple[str, ...] = ()
+    weeks: int = Field(default=8, ge=2, le=52)  # weeks of daily spend in the chart
+    # Per-team digests: team id or alias -> addresses that get that team's own digest (by email).
+    team_recipients: dict[str, tuple[str, ...]] = {}
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a cron expression of five fields (minute hour day month weekday)")
+        return value
+
+
+class DaemonSettings(_Section):
+    """`sentinel run`: the long-running service."""
+
+    poll_every: str = "15m"  # poll every source, then evaluate, this often
+    poll_jitter: str = "30s"  # plus up to this much, so several Sentinels do not poll in step
+    deliver_every: str = "30s"  # between polls, deliver what is due (retries, group intervals)
+    # A source unreachable, or without new data, for this long raises an operator alert.
+    source_stale_after: str = "1h"
+    # Prometheus /metrics and /healthz on this local port (0: off). Binds 127.0.0.1 unless told otherwise.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    shutdown_grace: str = "5s"  # on SIGTERM, deliver what is due for at most this long
+
+    @field_validator("poll_every", "poll_jitter", "deliver_every", "source_stale_after", "shutdown_grace")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -382,6 +428,8 @@ class Settings(BaseSettings):
     route: RouteSettings = RouteSettings(group_by=("rule",), group_wait="0s", group_interval="5m", repeat_interval="4h")
     inhibit: tuple[InhibitSettings, ...] = DEFAULT_INHIBIT
     delivery: DeliverySettings = DeliverySettings()
+    digest: DigestSettings = DigestSettings()
+    daemon: DaemonSettings = DaemonSettings()
 
     @field_validator("sources")
     @classmethod
@@ -419,6 +467,11 @@ class Settings(BaseSettings):
 
         build(self.route)
         build_rules(self.inhibit)
+        unknown = sorted(r for r in self.digest.receivers if r not in names)
+        if unknown:
+            raise ValueError(
+                f"digest.receivers names receiver(s) not defined under [[receivers]]: {', '.join(unknown)}"
+            )
         return self
 
     def receiver(self, name: str) -> ReceiverSettings:

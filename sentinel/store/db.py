@@ -214,8 +214,32 @@ _V4 = """
         ) WITHOUT ROWID;
 """
 
+_V5 = """
+        -- Digests: one row per period (the scheduled time, UTC), audience ("all" or "team:<id>") and
+        -- receiver, written before it is sent and marked after, so each goes out once per period
+        -- across restarts (a crash mid-send sends it again: at least once).
+        CREATE TABLE digests (
+            period TEXT NOT NULL,
+            audience TEXT NOT NULL,
+            receiver TEXT NOT NULL,
+            state TEXT NOT NULL,               -- pending | sent | failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            sent_at TEXT,
+            detail TEXT,
+            PRIMARY KEY (period, audience, receiver)
+        ) WITHOUT ROWID;
+
+        -- What the daemon wants `sentinel status` to show: last tick, rule health, next digest (JSON).
+        CREATE TABLE daemon_state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+"""
+
 # Each entry is one schema version's SQL; append, never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
