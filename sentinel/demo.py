@@ -53,6 +53,7 @@ class DemoSummary:
     aliases: dict[str, dict[str, str]]
     budgets: BudgetWatch | None = None
     alerting: AlertingDemo | None = None
+    digest_path: Path | None = None  # the weekly digest's preview (HTML), written next to the store
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,19 @@ def run_demo(*, db: Path | None = None, days: int = 90, users: int = 60, seed: i
             budgets = watch_budgets(watch_store, model, url, now, example_rules())
         watch_store.conn.close()
     alerting = run_alerting(store, example_rules(), path.parent, now)
-    return replace(summary, budgets=budgets, alerting=alerting, seconds=time.monotonic() - began)
+    digest_path = write_digest(store, path.parent / "digest.html", now)
+    return replace(
+        summary, budgets=budgets, alerting=alerting, digest_path=digest_path, seconds=time.monotonic() - began
+    )
+
+
+def write_digest(store: Any, target: Path, now: datetime) -> Path:
+    """The weekly digest of the last scheduled period (default schedule), as a preview file."""
+    from sentinel.config import Settings
+    from sentinel.digest.send import compose, write_preview
+
+    write_preview(target, compose(store, Settings(), now, rules=example_rules()))
+    return target
 
 
 def _found(event: InjectedEvent, anomalies: list[dict[str, Any]], model: TrafficModel) -> bool:
@@ -273,6 +286,8 @@ def print_summary(s: DemoSummary, console: Console) -> None:
         print_alerting(s.alerting, console)
     if s.budgets is not None:
         print_budgets(s.budgets, console)
+    if s.digest_path is not None:
+        console.print(f"\nThe weekly digest of the last full week, as it would be emailed: {s.digest_path}")
     console.print(
         "\nNext: point config.toml at your proxy (see config.example.toml) and run `sentinel sync --since DATE`."
     )

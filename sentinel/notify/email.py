@@ -12,7 +12,7 @@ import ssl
 from collections.abc import Mapping
 from datetime import UTC
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, getaddresses, parseaddr
 
 from sentinel import logs
 from sentinel.config import EmailReceiver
@@ -83,6 +83,14 @@ class EmailNotifier:
     def send(self, notification: Notification) -> DeliveryResult:
         try:
             msg = self.message(notification)
+        except Exception as exc:  # a receiver never raises: every failure is a result
+            return DeliveryResult(Outcome.RETRYABLE, self._clean(f"unexpected {type(exc).__name__}: {exc}"))
+        return self.send_message(msg)
+
+    def send_message(self, msg: EmailMessage) -> DeliveryResult:
+        """Send a prepared message (its own To, Cc and Bcc are the recipients) with this receiver's
+        SMTP settings and login, and classify the outcome. Never raises."""
+        try:
             with self._connect() as smtp:
                 if self._settings.username and self._password is not None:
                     smtp.login(self._settings.username, self._password)
@@ -108,9 +116,8 @@ class EmailNotifier:
         except Exception as exc:  # a receiver never raises: every failure is a result
             return DeliveryResult(Outcome.RETRYABLE, self._clean(f"unexpected {type(exc).__name__}: {exc}"))
         if refused:  # some recipients took it: resending would duplicate it for them
-            return DeliveryResult(
-                Outcome.OK, f"delivered; {len(refused)} of {len(self._settings.to)} recipients refused"
-            )
+            recipients = getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []) + msg.get_all("Bcc", []))
+            return DeliveryResult(Outcome.OK, f"delivered; {len(refused)} of {len(recipients)} recipients refused")
         return DeliveryResult(Outcome.OK, "SMTP 250 accepted", 250)
 
     def _clean(self, text: str) -> str:

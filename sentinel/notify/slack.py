@@ -94,14 +94,29 @@ class SlackNotifier:
         return "bot" if "Authorization" in self._headers else "webhook"
 
     def payload(self, n: Notification) -> dict[str, Any]:
-        body: dict[str, Any] = {"text": render.fallback_text(n), "blocks": render.slack_blocks(n)}
+        return self._body(render.fallback_text(n), render.slack_blocks(n))
+
+    def _body(self, text: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"text": text, "blocks": blocks}
         if self.mode == "bot":
             body.update(channel=self._channel, unfurl_links=False, unfurl_media=False)
         return body
 
     def send(self, notification: Notification) -> DeliveryResult:
         try:
-            content = json.dumps(self.payload(notification)).encode()
+            body = self.payload(notification)
+        except Exception as exc:  # a receiver never raises: every failure is a result
+            return DeliveryResult(Outcome.RETRYABLE, self._clean(f"unexpected {type(exc).__name__}: {exc}"))
+        return self._post(body)
+
+    def post(self, text: str, blocks: list[dict[str, Any]]) -> DeliveryResult:
+        """Post any message (``text`` and Block Kit ``blocks``) to this receiver, e.g. the weekly
+        digest's summary; classified like ``send``. Never raises."""
+        return self._post(self._body(text, blocks))
+
+    def _post(self, body: dict[str, Any]) -> DeliveryResult:
+        try:
+            content = json.dumps(body).encode()
             response = self._client.post(self._url, content=content, headers=self._headers)
         except EgressRefused as exc:
             return DeliveryResult(Outcome.PERMANENT, self._clean(f"refused: {exc}"))
