@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 
 import sqlite_utils
 
 from sentinel.budget import engine as budget_engine
 from sentinel.budget.specs import Catalog, catalog, policy_from
 from sentinel.config import Settings
-from sentinel.detect.engine import DetectionData, detect_now, load
+from sentinel.detect.engine import DetectionData, backtest, detect_now, load
 from sentinel.notify import lifecycle
 from sentinel.notify.model import Alert, Receiver
 from sentinel.notify.pipeline import DeliveryReport, deliver
@@ -73,10 +73,20 @@ class Routing:
 
 
 def evaluate(
-    db: sqlite_utils.Database, settings: Settings, rules: RuleSet, now: datetime, *, source: str | None = None
+    db: sqlite_utils.Database,
+    settings: Settings,
+    rules: RuleSet,
+    now: datetime,
+    *,
+    source: str | None = None,
+    memo: dict[tuple[object, ...], list[dict[str, object]]] | None = None,
 ) -> Evaluation:
     """Every rule's alerts as of ``now``. A rule that fails is named in ``failed_rules`` (its alerts
-    are left as they were) and never stops the others."""
+    are left as they were) and never stops the others.
+
+    ``memo`` (kept by a long-running caller across ticks): the anomaly episodes of the complete days
+    before today, per source and thresholds, reused while those days' stored totals are unchanged;
+    only today's run rate is scored again."""
     out = Evaluation()
     ctx = budget_engine.context(db, now)
     catalogs: dict[str | None, Catalog] = {}
@@ -95,6 +105,7 @@ def evaluate(
             log.exception("rule %s failed to evaluate", name)
 
     detections: dict[tuple[str | None, str], list[dict[str, object]]] = {}
+    today = now.astimezone(UTC).date()
 
     def series(src: str | None) -> DetectionData:
         """Every series of a source, loaded once: anomaly rules share its fits, and budgets,
@@ -114,7 +125,18 @@ def evaluate(
             thresholds = ev.anomaly_thresholds(rule)
             key = (src, repr(sorted(thresholds.items())))
             if key not in detections:
-                detections[key] = detect_now(db, now, source=src, thresholds=thresholds, data=series(src))
+                data = series(src)
+                if memo is None:
+                    detections[key] = detect_now(db, now, source=src, thresholds=thresholds, data=data)
+                else:
+                    past_key = (*key, today, _days_signature(db, src, today - timedelta(days=LOOKBACK_DAYS + 1), today))
+                    if past_key not in memo:
+                        for stale in [k for k in memo if k[:2] == key]:
+                            del memo[stale]
+                        since, until = today - timedelta(days=LOOKBACK_DAYS), today - timedelta(days=1)
+                        memo[past_key] = backtest(data, since, until, thresholds=thresholds)
+                    current = detect_now(db, now, source=src, thresholds=thresholds, data=data, lookback_days=0)
+                    detections[key] = [*memo[past_key], *current]
             return ev.anomaly_alerts(rule, detections[key], cat_for(src), now)
 
         guarded(a_rule.name, anomalies)
@@ -130,7 +152,7 @@ def evaluate(
 
         guarded(t_rule.name, thresholds)
 
-    health = _source_health(db)
+    health = source_health(db)
     for b_rule in rules.absences:
         if source and b_rule.source not in (None, source):
             continue
@@ -155,11 +177,27 @@ def evaluate(
     return out
 
 
+LOOKBACK_DAYS = 7  # complete days whose anomaly episodes are reported (as `sentinel detect` does)
+
+
+def _days_signature(db: sqlite_utils.Database, source: str | None, first: date, end: date) -> tuple[object, ...]:
+    """What the stored days before ``end`` say about themselves: a re-read that changed a day changes
+    its total (or its final flag), which invalidates the episodes computed from it."""
+    where, params = ("AND source = ?", [source]) if source else ("", [])
+    rows = db.conn.execute(
+        f"SELECT source, date, final, ROUND(spend, 6) FROM days WHERE route = 'user' AND date >= ? AND date < ? "
+        f"{where} ORDER BY 1, 2",
+        [first.isoformat(), end.isoformat(), *params],
+    ).fetchall()
+    return tuple(rows)
+
+
 def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _source_health(db: sqlite_utils.Database) -> list[ev.SourceHealth]:
+def source_health(db: sqlite_utils.Database) -> list[ev.SourceHealth]:
+    """Each known source's last successful poll, and its error if the last poll failed."""
     out = []
     for name in state_store.known_sources(db):
         st = state_store.get_state(db, name)
@@ -232,10 +270,11 @@ def run_cycle(
     source: str | None = None,
     extra: Sequence[Alert] = (),
     send: bool = True,
+    memo: dict[tuple[object, ...], list[dict[str, object]]] | None = None,
 ) -> CycleReport:
     """Evaluate, queue, and (``send``) deliver what is due."""
     routing = Routing.from_settings(settings)
-    report = commit(db, evaluate(db, settings, rules, now, source=source), routing, now, extra=extra)
+    report = commit(db, evaluate(db, settings, rules, now, source=source, memo=memo), routing, now, extra=extra)
     if send:
         report.delivery = deliver(db, receivers, settings.delivery, routing.inhibit, now)
     return report

@@ -22,7 +22,6 @@ from sentinel.config import Settings, find_config, load_settings
 from sentinel.errors import ConfigError, SentinelError
 from sentinel.rules.loader import RuleSet
 from sentinel.store import open_store
-from sentinel.store import state as state_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -205,57 +204,24 @@ class _progress:
             self.bar.stop()
 
 
-@main.command(short_help="Per source: last poll, days stored, date range, last error.")
+@main.command(short_help="Sources (last poll, lag, errors), rules, alerts, outbox and the next digest.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_db_option
 @pass_app
 def status(app: _App, fmt: str, db: Path | None) -> None:
-    """Per source: last successful poll, days stored, date range, last error."""
+    """What Sentinel is doing: per source the last poll, the last success and the lag since, days
+    stored and the last error; the rules loaded (and any problem); alerts firing; the outbox; the
+    last tick of `sentinel run` and the next digest."""
+    from sentinel.observe import status_doc, status_tables
+
     settings = app.settings
     store = open_store(db or settings.store.resolved_path())
-    names = sorted({s.name for s in settings.sources} | set(state_store.known_sources(store)))
-    rows = [state_store.source_status(store, n) for n in names]
+    doc = status_doc(store, utc_now(), sources=[s.name for s in settings.sources])
     if fmt == "json":
-        doc = [
-            {
-                "source": r.source,
-                "last_success_at": r.state.last_success_at,
-                "last_poll_at": r.state.last_poll_at,
-                "last_error": r.state.last_error,
-                "last_error_at": r.state.last_error_at,
-                "days_stored": r.days_stored,
-                "final_days": r.final_days,
-                "first_day": r.first_day,
-                "last_day": r.last_day,
-                "backfill_since": r.state.backfill_since,
-                "backfill_cursor": r.state.backfill_cursor,
-                "backfill_done_at": r.state.backfill_done_at,
-                "api_calls": r.audit_calls,
-            }
-            for r in rows
-        ]
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(doc, indent=2, default=str))
         return
-    if not rows:
-        out.print("no sources configured or synced yet")
-        return
-    table = Table(title="Sentinel sources")
-    for col in ("source", "last success", "days stored", "range", "backfill", "last error"):
-        table.add_column(col)
-    for r in rows:
-        backfill = "-"
-        if r.state.backfill_since:
-            backfill = "done" if r.state.backfill_done_at else f"at {r.state.backfill_cursor or r.state.backfill_since}"
-        error = r.state.last_error if r.state.last_error else "-"
-        table.add_row(
-            r.source,
-            r.state.last_success_at or "never",
-            f"{r.days_stored} ({r.final_days} final)",
-            f"{r.first_day}..{r.last_day}" if r.first_day else "-",
-            backfill,
-            error,
-        )
-    out.print(table)
+    for table in status_tables(doc):
+        out.print(table)
 
 
 @main.command(short_help="Serve a LiteLLM-compatible API over synthetic traffic.")
@@ -550,5 +516,6 @@ def rules_check(app: _App, path: Path | None) -> None:
     out.print(f"{len(found.files)} file(s), {len(found)} rule(s) ({kinds}): all valid")
 
 
-# Alerting commands (evaluate, deliver, alerts, silence, notify, rules test) live in their own module.
-from sentinel import cli_alerting  # noqa: E402,F401  (registers its commands on `main` and `rules`)
+# The alerting commands (evaluate, deliver, alerts, silence, notify, rules test), the digest and
+# the service (run) live in their own modules, which register their commands on `main`.
+from sentinel import cli_alerting, cli_digest, cli_run  # noqa: E402,F401

@@ -380,6 +380,12 @@ class DigestSettings(_Section):
     def _cron(cls, value: str) -> str:
         if len(value.split()) != 5:
             raise ValueError(f"{value!r} is not a cron expression of five fields (minute hour day month weekday)")
+        from sentinel.digest.schedule import parse  # the parser the digest runs with, at load time
+
+        try:
+            parse(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
 
@@ -387,6 +393,8 @@ class DaemonSettings(_Section):
     """`sentinel run`: the long-running service."""
 
     poll_every: str = "15m"  # poll every source, then evaluate, this often
+    # A source with nothing stored is first backfilled this many days (an unfinished backfill resumes).
+    initial_backfill_days: int = Field(default=90, ge=1, le=730)
     poll_jitter: str = "30s"  # plus up to this much, so several Sentinels do not poll in step
     deliver_every: str = "30s"  # between polls, deliver what is due (retries, group intervals)
     # A source unreachable, or without new data, for this long raises an operator alert.

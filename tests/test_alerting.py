@@ -183,3 +183,33 @@ def test_a_budget_alert_muted_by_a_silence_goes_out_when_the_silence_ends(tmp_pa
         run_cycle(db, settings, RuleSet.empty(), receivers, now + timedelta(hours=2))
         run_cycle(db, settings, RuleSet.empty(), receivers, now + timedelta(hours=9))  # no repeat for one-shots
         assert [(a["rule"], a["status"]) for a in _alerts_of(hook)] == [("user-cap", "firing")]
+
+
+def test_the_memo_of_past_days_gives_the_same_alerts_and_is_dropped_when_a_day_changes(tmp_path: Path) -> None:
+    from sentinel.alerting import evaluate
+    from sentinel.config import Settings
+
+    db = store_with_series(tmp_path / "s.db", SERIES, START, START + timedelta(days=68))
+    db.conn.executemany(
+        "INSERT INTO days (source, route, date, fetched_at, final, spend) VALUES ('test', 'user', ?, '', 1, 1.0)",
+        [((START + timedelta(days=i)).isoformat(),) for i in range(69)],
+    )
+    rules = load(RULES / "anomalies.toml")
+    plain = evaluate(db, Settings(), rules, RUNAWAY_EVENING)
+    memo: dict[tuple[object, ...], list[dict[str, object]]] = {}
+    first = evaluate(db, Settings(), rules, RUNAWAY_EVENING, memo=memo)
+    again = evaluate(db, Settings(), rules, RUNAWAY_EVENING + timedelta(minutes=15), memo=memo)
+
+    def found(e: object) -> list[tuple[str, str, str]]:
+        return sorted((a.rule, a.fingerprint, a.summary) for a in e.found)  # type: ignore[attr-defined]
+
+    later = evaluate(db, Settings(), rules, RUNAWAY_EVENING + timedelta(minutes=15))
+    assert found(first) == found(plain) and found(again) == found(later)
+    assert len(memo) == 3  # one entry per distinct set of thresholds (the three example rules differ)
+    kept = {k: id(v) for k, v in memo.items()}
+    evaluate(db, Settings(), rules, RUNAWAY_EVENING + timedelta(minutes=30), memo=memo)
+    assert {k: id(v) for k, v in memo.items()} == kept  # reused, not recomputed
+    # A re-read changed yesterday: the episodes are computed again.
+    db.conn.execute("UPDATE days SET spend = 2.0 WHERE date = '2026-03-03'")
+    evaluate(db, Settings(), rules, RUNAWAY_EVENING + timedelta(minutes=45), memo=memo)
+    assert len(memo) == 3 and all(id(v) != kept.get(k) for k, v in memo.items())

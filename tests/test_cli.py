@@ -43,7 +43,7 @@ def test_two_sources_sync_into_one_store_under_their_own_labels(tmp_path: Path) 
             truth = truth_facts(model, grain, since_for(8), TODAY)
             assert set(stored) == set(truth)
             assert all(abs(stored[k][0] - truth[k][0]) < 1e-6 for k in truth)
-    doc = {row["source"]: row for row in json.loads(status.output)}
+    doc = {row["source"]: row for row in json.loads(status.output)["sources"]}
     assert set(doc) == {"east", "west"}
     for row in doc.values():
         assert row["days_stored"] >= 8 and row["last_error"] is None and row["last_success_at"]
@@ -64,7 +64,7 @@ def test_status_shows_the_last_error(tmp_path: Path) -> None:
         sync = runner.invoke(main, ["-c", str(config), "sync"], env={"K": "sk-wrong-key-456"})
         status = runner.invoke(main, ["-c", str(config), "status", "--format", "json"], env={"K": "x"})
     assert sync.exit_code == 5
-    (row,) = json.loads(status.output)
+    (row,) = json.loads(status.output)["sources"]
     assert "authentication failed" in row["last_error"] and row["last_success_at"] is None
 
 
