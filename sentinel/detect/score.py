@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
-from scipy import stats
+from scipy.special import stdtr  # the Student t CDF; scipy.stats would add ~45 MB to a daemon's memory
 
 from sentinel.detect.baseline import DENSE, INSUFFICIENT, Baselines, FloatArray
 
@@ -68,7 +68,7 @@ def score(b: Baselines, observed: FloatArray, day: date, *, z_limit: float, shar
     upper = np.where(dense, expected + z_limit * day_scale, active_level * np.exp(z_limit * log_spread))
     upper = np.where(known, upper, np.nan)
     lower = np.where(known, lower, np.nan)
-    p = np.where(z >= 0, stats.t.sf(z, DF), stats.t.cdf(z, DF))
+    p = stdtr(DF, -np.abs(z))  # one-sided: the tail beyond |z|
     return Scores(
         observed=np.asarray(observed, dtype=np.float64),
         expected=np.where(known, expected, np.nan),
