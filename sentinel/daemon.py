@@ -119,10 +119,15 @@ class Daemon:
         self._apply(settings)
 
     def _apply(self, settings: Settings) -> None:
-        """Build what depends on the settings (receivers read their secrets now)."""
-        self.receivers: dict[str, Receiver] = build_all(settings.receivers, self._audit, self.environ)
-        self.routing = Routing.from_settings(settings)
-        self.settings = settings
+        """Build what depends on the settings (receivers read their secrets now); the receivers
+        they replace close their connections."""
+        receivers: dict[str, Receiver] = build_all(settings.receivers, self._audit, self.environ)
+        routing = Routing.from_settings(settings)
+        for old in getattr(self, "receivers", {}).values():
+            close = getattr(old, "close", None)
+            if callable(close):
+                close()
+        self.receivers, self.routing, self.settings = receivers, routing, settings
 
     def _audit(self, record: Any) -> None:
         state_store.record_audit(self.store, record)
@@ -149,16 +154,19 @@ class Daemon:
             report.errors += report.alerting.evaluation.errors
             if report.alerting.delivery:
                 report.errors += report.alerting.delivery.errors
-        except SentinelError as exc:  # the store is gone or locked: say so, try again next tick
-            report.errors.append(f"alerting: {exc}")
-            log.error("alerting failed: %s", exc)
+        except Exception as exc:  # the store locked, or a bug: say so, keep the loop, try again next tick
+            report.errors.append(f"alerting: {type(exc).__name__}: {exc}")
+            log.exception("alerting failed")
         self.alive()
         report.digest = self._digest(moment, report)
         _release_memory()
         report.duration_s = round(time.monotonic() - began, 3)
         report.errors += [f"source {n}: {e}" for n, e in report.polled.items() if e != "ok"]
         self.last_tick = report
-        self._write_state(report)
+        try:
+            self._write_state(report)
+        except Exception as exc:  # status is a view: a locked store must not stop the loop
+            log.error("could not record the tick for `sentinel status`: %s", exc)
         return report
 
     def _poll(self, name: str, now: datetime) -> str:

@@ -171,3 +171,37 @@ def test_ticks_over_eight_days_send_exactly_one_digest_across_a_restart(tmp_path
     assert {"text/plain", "text/html", "image/png"} <= kinds
     rows = daemon.store.conn.execute("SELECT period, state FROM digests").fetchall()
     assert rows == [("2026-11-30T09:00:00+00:00", "sent")]
+
+
+def test_a_config_reload_that_fails_keeps_the_running_config_and_raises_an_operator_alert(tmp_path: Path) -> None:
+    from sentinel.config import load_settings
+    from sentinel.daemon import CONFIG_RULE
+
+    model = small_model(days=20, now=NOW)
+    with SimulatorServer(model, api_key=KEY).running() as url:
+        config = tmp_path / "config.toml"
+        rules = tmp_path / "rules"
+        rules.mkdir()
+        (rules / "limits.toml").write_text(RULES)
+        good = (
+            f'[store]\npath = "{tmp_path / "s.db"}"\n[rules]\npath = "{rules}"\n[budgets]\nproxy_budgets = false\n'
+            f'[route]\nreceiver = "log"\n[[receivers]]\ntype = "jsonl"\nname = "log"\n'
+            f'path = "{tmp_path / "alerts.jsonl"}"\n'
+            f'[[sources]]\nname = "sim"\nurl = "{url}"\napi_key_env = "SIM_KEY"\n'
+            "[daemon]\ninitial_backfill_days = 20\n"
+        )
+        config.write_text(good)
+        daemon = Daemon(load_settings(config), config, clock=lambda: NOW, environ={"SIM_KEY": KEY})
+        daemon.run_once(NOW)
+        config.write_text(good + "[route.typo]\n")
+        assert daemon.reload(NOW) is False
+        assert daemon.settings.receivers[0].name == "log"  # the running config stays
+        daemon.run_once(NOW + timedelta(minutes=15))
+        operator = [x for x in _lines(tmp_path) if x["alert"]["rule"] == CONFIG_RULE]
+        assert [x["status"] for x in operator] == ["firing"]
+        assert "route.typo" in operator[0]["alert"]["summary"]
+        config.write_text(good)
+        assert daemon.reload(NOW + timedelta(minutes=20)) is True
+        daemon.run_once(NOW + timedelta(minutes=30))
+        operator = [x for x in _lines(tmp_path) if x["alert"]["rule"] == CONFIG_RULE]
+        assert [x["status"] for x in operator] == ["firing", "resolved"]
