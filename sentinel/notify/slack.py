@@ -21,8 +21,8 @@ import httpx
 from sentinel import logs
 from sentinel.config import SlackReceiver
 from sentinel.egress import AuditSink, OutboundGuard, outbound_client, redact
-from sentinel.errors import EgressRefused
 from sentinel.notify import render
+from sentinel.notify.http import post
 from sentinel.notify.model import DeliveryResult, Notification, Outcome, http_result, retry_after_seconds
 
 # Web API errors worth another try (api.slack.com/methods/chat.postMessage#errors); any other
@@ -117,18 +117,12 @@ class SlackNotifier:
     def _post(self, body: dict[str, Any]) -> DeliveryResult:
         try:
             content = json.dumps(body).encode()
-            response = self._client.post(self._url, content=content, headers=self._headers)
-        except EgressRefused as exc:
-            return DeliveryResult(Outcome.PERMANENT, self._clean(f"refused: {exc}"))
-        except httpx.TimeoutException:
-            return DeliveryResult(Outcome.RETRYABLE, "timeout")
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
-            return DeliveryResult(Outcome.PERMANENT, self._clean(f"{type(exc).__name__}: {exc}"))
-        except httpx.TransportError as exc:  # connection refused or reset, DNS, TLS handshake
-            return DeliveryResult(Outcome.RETRYABLE, self._clean(f"{type(exc).__name__}: {exc}"))
-        except Exception as exc:  # a receiver never raises: every failure is a result
-            return DeliveryResult(Outcome.RETRYABLE, self._clean(f"unexpected {type(exc).__name__}: {exc}"))
-        return classify(response.status_code, self._error_of(response), response.headers)
+        except Exception as exc:  # a message that cannot be encoded will not encode on a retry either
+            return DeliveryResult(Outcome.PERMANENT, self._clean(f"cannot encode the message: {exc}"))
+        answer = post(self._client, self._url, content, self._headers, self._clean)
+        if isinstance(answer, DeliveryResult):
+            return answer
+        return classify(answer.status_code, self._error_of(answer), answer.headers)
 
     def _error_of(self, response: httpx.Response) -> str | None:
         """None when Slack says it worked; else its error code (or some non-empty stand-in)."""

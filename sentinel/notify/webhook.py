@@ -26,8 +26,8 @@ from sentinel import __version__, logs
 from sentinel.clock import Clock, utc_now
 from sentinel.config import WebhookReceiver
 from sentinel.egress import AuditSink, OutboundGuard, outbound_client, redact
-from sentinel.errors import EgressRefused
 from sentinel.notify import render
+from sentinel.notify.http import post
 from sentinel.notify.model import DeliveryResult, Notification, Outcome, http_result
 
 SIGNATURE_HEADER = "X-Sentinel-Signature"
@@ -89,26 +89,18 @@ class WebhookNotifier:
     def send(self, notification: Notification) -> DeliveryResult:
         try:
             body = body_of(notification)
-            timestamp = str(int(self._clock().timestamp()))
-            headers = {
-                "Content-Type": "application/json",
-                "User-Agent": f"litellm-sentinel/{__version__}",
-                TIMESTAMP_HEADER: timestamp,
-            }
-            if self._secret:
-                headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
-            response = self._client.post(self._url, content=body, headers=headers)
-        except EgressRefused as exc:
-            return DeliveryResult(Outcome.PERMANENT, self._clean(f"refused: {exc}"))
-        except httpx.TimeoutException:
-            return DeliveryResult(Outcome.RETRYABLE, "timeout")
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
-            return DeliveryResult(Outcome.PERMANENT, self._clean(f"{type(exc).__name__}: {exc}"))
-        except httpx.TransportError as exc:  # connection refused or reset, DNS, TLS handshake
-            return DeliveryResult(Outcome.RETRYABLE, self._clean(f"{type(exc).__name__}: {exc}"))
-        except Exception as exc:  # a receiver never raises: every failure is a result
-            return DeliveryResult(Outcome.RETRYABLE, self._clean(f"unexpected {type(exc).__name__}: {exc}"))
-        return classify(response)
+        except Exception as exc:  # a message that cannot be encoded will not encode on a retry either
+            return DeliveryResult(Outcome.PERMANENT, self._clean(f"cannot encode the message: {exc}"))
+        timestamp = str(int(self._clock().timestamp()))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"litellm-sentinel/{__version__}",
+            TIMESTAMP_HEADER: timestamp,
+        }
+        if self._secret:
+            headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
+        answer = post(self._client, self._url, body, headers, self._clean)
+        return answer if isinstance(answer, DeliveryResult) else classify(answer)
 
     def close(self) -> None:
         self._client.close()
