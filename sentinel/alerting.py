@@ -222,12 +222,9 @@ def commit(
     with transaction(db):
         known = alert_store.load(db)
         step = lifecycle.advance(found, known, now, evaluation.failed_rules)
-        firing_labels = [dict(a.labels) for a in step.save if a.status == "firing"]
-        firing_labels += [
-            dict(a.labels)
-            for fp, a in known.items()
-            if a.status == "firing" and fp not in {s.fingerprint for s in step.save}
-        ]
+        # Inhibition sources: every alert firing after this cycle (saved now, or known and untouched).
+        current = {**known, **{a.fingerprint: a for a in step.save}}
+        firing_labels = [dict(a.labels) for a in current.values() if a.status == "firing"]
         silences = silence_store.active(db, now)
 
         def muted(alert: Alert) -> str | None:
