@@ -202,8 +202,7 @@ def source_health(db: sqlite_utils.Database) -> list[ev.SourceHealth]:
     for name in state_store.known_sources(db):
         st = state_store.get_state(db, name)
         last = datetime.fromisoformat(st.last_success_at) if st.last_success_at else None
-        failing = st.last_error if st.last_error_at and st.last_error_at > (st.last_success_at or "") else None
-        out.append(ev.SourceHealth(name, last, failing))
+        out.append(ev.SourceHealth(name, last, st.last_error if state_store.failing(st) else None))
     return out
 
 

@@ -49,7 +49,6 @@ def evaluate(app: _App, source: str | None, no_send: bool, fmt: str, rules: Path
     good; 2 if the rule files have never loaded.
     """
     from sentinel.alerting import run_cycle
-    from sentinel.errors import RuleError
     from sentinel.rules.reload import RuleReloader
 
     settings = app.settings
@@ -61,13 +60,7 @@ def evaluate(app: _App, source: str | None, no_send: bool, fmt: str, rules: Path
     else:
         # The configured rules: a broken edit runs the last good rules kept in the store, and says so.
         target = settings.rules.resolved_path(app.config_path)
-        reloader = RuleReloader(target, db=store)
-        reloader.poll(now)
-        if reloader.problems and reloader.loaded_at is None:
-            raise RuleError(
-                f"{len(reloader.problems)} problem(s) in rule files, and no earlier good rules to run:\n"
-                + "\n".join(f"  {p}" for p in reloader.problems)
-            )
+        reloader = RuleReloader(target, db=store).start(now)
         current, operator = reloader.rules, reloader.operator_alerts(now)
     report = run_cycle(store, settings, current, receivers, now, source=source, send=not no_send, extra=operator)
     from sentinel.store import alerts as alert_store

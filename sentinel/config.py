@@ -180,7 +180,7 @@ class _ReceiverBase(_Section):
     send_resolved: bool = True  # also send the notice that an alert has ended
 
 
-def _one_of(owner: str, key: str, env: str | None, cred: str | None, *, required: bool) -> None:
+def _one_of(key: str, env: str | None, cred: str | None, *, required: bool) -> None:
     if env and cred:
         raise ValueError(f"set only one of {key}_env or {key}_credential")
     if required and not (env or cred):
@@ -204,8 +204,8 @@ class SlackReceiver(_ReceiverBase):
         bot = bool(self.bot_token_env or self.bot_token_credential)
         if webhook == bot:
             raise ValueError("set either webhook_url_env/_credential or bot_token_env/_credential (with channel)")
-        _one_of(self.name, "webhook_url", self.webhook_url_env, self.webhook_url_credential, required=webhook)
-        _one_of(self.name, "bot_token", self.bot_token_env, self.bot_token_credential, required=bot)
+        _one_of("webhook_url", self.webhook_url_env, self.webhook_url_credential, required=webhook)
+        _one_of("bot_token", self.bot_token_env, self.bot_token_credential, required=bot)
         if bot and not self.channel:
             raise ValueError("a bot token needs a channel")
         return self
@@ -240,7 +240,7 @@ class EmailReceiver(_ReceiverBase):
 
     @model_validator(mode="after")
     def _auth(self) -> EmailReceiver:
-        _one_of(self.name, "password", self.password_env, self.password_credential, required=bool(self.username))
+        _one_of("password", self.password_env, self.password_credential, required=bool(self.username))
         if (self.password_env or self.password_credential) and not self.username:
             raise ValueError("a password needs a username")
         return self
@@ -268,7 +268,7 @@ class WebhookReceiver(_ReceiverBase):
             raise ValueError("set exactly one of url, url_env or url_credential")
         if self.url and not re.match(r"^https?://[^/\s]+", self.url):
             raise ValueError("url must start with http:// or https:// and name a host")
-        _one_of(self.name, "hmac_secret", self.hmac_secret_env, self.hmac_secret_credential, required=False)
+        _one_of("hmac_secret", self.hmac_secret_env, self.hmac_secret_credential, required=False)
         return self
 
     def target(self, environ: dict[str, str] | None = None) -> SecretStr:

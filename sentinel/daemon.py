@@ -35,7 +35,7 @@ from sentinel.alerting import CycleReport, Routing, run_cycle, source_health
 from sentinel.clock import utc_now, utc_today
 from sentinel.config import Settings, load_settings, parse_duration
 from sentinel.digest.send import DigestReport, send_due
-from sentinel.errors import ConfigError, RuleError, SentinelError
+from sentinel.errors import ConfigError, SentinelError
 from sentinel.notify.model import Alert, Receiver
 from sentinel.notify.pipeline import deliver
 from sentinel.notify.receivers import build_all
@@ -109,13 +109,7 @@ class Daemon:
         self.last_tick: TickReport | None = None
         # Anomaly episodes of the complete days, reused by the ticks of a day (see alerting.evaluate).
         self.memo: dict[tuple[object, ...], list[dict[str, object]]] = {}
-        self.reloader = RuleReloader(settings.rules.resolved_path(config_path), db=self.store)
-        self.reloader.poll(clock())
-        if self.reloader.problems and self.reloader.loaded_at is None:
-            raise RuleError(
-                f"{len(self.reloader.problems)} problem(s) in rule files, and no earlier good rules to run:\n"
-                + "\n".join(f"  {p}" for p in self.reloader.problems)
-            )
+        self.reloader = RuleReloader(settings.rules.resolved_path(config_path), db=self.store).start(clock())
         self._apply(settings)
 
     def _apply(self, settings: Settings) -> None:
@@ -222,15 +216,13 @@ class Daemon:
             )
         if self.config_problem:
             out.append(
-                Alert(
-                    fingerprint=ev.fingerprint("operator", CONFIG_RULE, str(self.config_path)),
-                    status="firing",
-                    rule=CONFIG_RULE,
-                    severity="critical",
-                    summary=f"config reload failed, still running the previous config: {self.config_problem}",
-                    labels={"kind": "operator", "rule": CONFIG_RULE, "severity": "critical", "entity_type": "sentinel"},
-                    starts_at=self.config_failed_since or now,
-                    record={"kind": "operator", "problem": self.config_problem, "detected_at": now.isoformat()},
+                ev.operator_alert(
+                    CONFIG_RULE,
+                    str(self.config_path),
+                    f"config reload failed, still running the previous config: {self.config_problem}",
+                    self.config_failed_since or now,
+                    now,
+                    {"problem": self.config_problem},
                 )
             )
         return out

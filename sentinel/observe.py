@@ -125,15 +125,6 @@ def _count(value: object) -> int | None:
     return int(number) if number is not None else None
 
 
-def source_up(state: state_store.SyncState) -> bool:
-    """The last poll succeeded: there was a success, and no error after it."""
-    success = _parse(state.last_success_at)
-    if success is None:
-        return False
-    error = _parse(state.last_error_at)
-    return error is None or success >= error
-
-
 @dataclass(frozen=True)
 class _Snapshot:
     sources: list[state_store.SourceStatus]
@@ -217,7 +208,7 @@ class _StoreCollector:
         )
         days = GaugeMetricFamily("sentinel_days_stored", "UTC days of activity stored per source.", labels=["source"])
         for src in s.sources:
-            up.add_metric([src.source], 1.0 if source_up(src.state) else 0.0)
+            up.add_metric([src.source], 1.0 if state_store.is_up(src.state) else 0.0)
             days.add_metric([src.source], float(src.days_stored))
             if (t := _ts(src.state.last_poll_at)) is not None:
                 polled.add_metric([src.source], t)
@@ -295,7 +286,7 @@ def status_doc(db: sqlite_utils.Database, now: datetime, *, sources: Iterable[st
         docs.append(
             {
                 "source": r.source,
-                "up": source_up(r.state),
+                "up": state_store.is_up(r.state),
                 "last_poll_at": r.state.last_poll_at,
                 "last_success_at": r.state.last_success_at,
                 "lag_s": _age(r.state.last_success_at, now),

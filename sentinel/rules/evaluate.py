@@ -314,6 +314,24 @@ def spend_absence_alerts(rule: AbsenceRule, matrix: SeriesMatrix, cat: Catalog, 
     return out
 
 
+# ---------------------------------------------------------------------------------------------- operator
+def operator_alert(
+    rule: str, subject: str, summary: str, starts_at: datetime, now: datetime, record: Mapping[str, object]
+) -> Alert:
+    """A critical alert about Sentinel itself (``kind="operator"``): rule files or a config that do
+    not load. ``subject`` (the file) tells one such condition from another."""
+    return Alert(
+        fingerprint=fingerprint("operator", rule, subject),
+        status="firing",
+        rule=rule,
+        severity="critical",
+        summary=summary,
+        labels={"kind": "operator", "rule": rule, "severity": "critical", "entity_type": "sentinel"},
+        starts_at=starts_at,
+        record={"kind": "operator", **record, "detected_at": now.isoformat()},
+    )
+
+
 # ---------------------------------------------------------------------------------------------- budgets
 def budget_alert(record: Mapping[str, object], cat: Catalog | None) -> Alert:
     """A budget signal (``budget.evaluate.to_alert``) as a one-shot alert, active until its window ends."""

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import sqlite_utils
 
+from sentinel.errors import RuleError
 from sentinel.notify.model import Alert
-from sentinel.rules.evaluate import fingerprint
+from sentinel.rules.evaluate import operator_alert
 from sentinel.rules.loader import Problem, RuleSet, check, rule_files
 from sentinel.store import transaction
 
@@ -92,24 +93,26 @@ class RuleReloader:
             save_snapshot(self.db, rules.files, now)
         return True
 
+    def start(self, now: datetime) -> RuleReloader:
+        """The first load of a process: the files, else the last good rules kept in the store;
+        RuleError (every problem) when there are neither."""
+        self.poll(now)
+        if self.problems and self.loaded_at is None:
+            raise RuleError(
+                f"{len(self.problems)} problem(s) in rule files, and no earlier good rules to run:\n"
+                + "\n".join(f"  {p}" for p in self.problems)
+            )
+        return self
+
     def operator_alerts(self, now: datetime) -> list[Alert]:
         """While the files on disk do not load: one critical alert naming every problem."""
         if not self.problems:
             return []
         lines = [str(p) for p in self.problems]
-        return [
-            Alert(
-                fingerprint=fingerprint("operator", OPERATOR_RULE, str(self.path)),
-                status="firing",
-                rule=OPERATOR_RULE,
-                severity="critical",
-                summary=(
-                    f"rule files under {self.path} do not load ({len(lines)} problem(s)); "
-                    f"still running the rules loaded at {self.loaded_at.isoformat() if self.loaded_at else 'start'}: "
-                    + lines[0]
-                ),
-                labels={"kind": "operator", "rule": OPERATOR_RULE, "severity": "critical", "entity_type": "sentinel"},
-                starts_at=self.failed_since or now,
-                record={"kind": "operator", "problems": lines, "path": str(self.path), "detected_at": now.isoformat()},
-            )
-        ]
+        since = self.loaded_at.isoformat() if self.loaded_at else "start"
+        summary = (
+            f"rule files under {self.path} do not load ({len(lines)} problem(s)); "
+            f"still running the rules loaded at {since}: {lines[0]}"
+        )
+        record = {"problems": lines, "path": str(self.path)}
+        return [operator_alert(OPERATOR_RULE, str(self.path), summary, self.failed_since or now, now, record)]

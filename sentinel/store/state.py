@@ -25,6 +25,20 @@ class SyncState:
     entities_synced_at: str | None = None
 
 
+def failing(state: SyncState) -> bool:
+    """The last poll failed: an error was recorded after the last success (or with none yet)."""
+    if not state.last_error_at:
+        return False
+    if not state.last_success_at:
+        return True
+    return datetime.fromisoformat(state.last_error_at) > datetime.fromisoformat(state.last_success_at)
+
+
+def is_up(state: SyncState) -> bool:
+    """The source has been read, and its last poll succeeded."""
+    return bool(state.last_success_at) and not failing(state)
+
+
 def get_state(db: sqlite_utils.Database, source: str) -> SyncState:
     row = db.conn.execute(
         "SELECT source, last_poll_at, last_success_at, last_error, last_error_at, backfill_since, "
