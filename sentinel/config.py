@@ -411,6 +411,85 @@ class DaemonSettings(_Section):
         return value
 
 
+class QualitySettings(_Section):
+    """Data-quality checks: `sentinel doctor` runs them all; every evaluation runs the cheap ones on
+    the stored data and raises an operator alert (rule ``sentinel-data``) for what it finds."""
+
+    enabled: bool = True
+    # No spend recorded across every provider for this long, while the usual profile of the day
+    # expected at least outage_min_expected_usd: the proxy's logging broke, not the traffic. Its
+    # per-entity drop anomalies and spend absences are then not raised (one operator alert instead).
+    outage_after: str = "2h"
+    outage_min_expected_usd: float = Field(default=1.0, ge=0)
+    # A final day whose stored total changed by more than this many dollars when re-read is reported.
+    revision_tolerance_usd: float = Field(default=0.01, ge=0)
+    # Models with tokens but $0 spend on the recent days (missing from the proxy's price map).
+    unpriced_models: bool = True
+    # One user (or the "Unassigned" bucket of keys without a user) holding at least this share of
+    # the recent days' spend means per-user alerts cannot work: keys lack user_id.
+    single_user_share: float = Field(default=0.95, gt=0.5, le=1.0)
+    recent_days: int = Field(default=7, ge=1, le=90)  # the window of the checks above
+
+    @field_validator("outage_after")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+def parse_retention(text: str) -> tuple[int, str]:
+    """ "400d", "8w", "13mo", "2y" -> (count, unit): months and years are calendar months."""
+    found = re.fullmatch(r"(\d+)(d|w|mo|y)", text.strip())
+    if not found or int(found.group(1)) < 1:
+        raise ValueError(f"{text!r} is not a retention period like 400d, 8w, 13mo or 2y")
+    return int(found.group(1)), found.group(2)
+
+
+class RetentionSettings(_Section):
+    """What is kept, and for how long. `sentinel run` purges once a day; `sentinel purge` on demand."""
+
+    # Daily spend facts, the days read, and today's intraday snapshots older than this.
+    daily_facts: str = "13mo"
+    # The audit log of every request made to a proxy or a receiver.
+    audit_log: str = "90d"
+    # Resolved alerts, with their outbox rows and delivery attempts; finished digests; spent budget
+    # signals. (Firing alerts and undelivered messages are never purged.)
+    alerts: str = "180d"
+    # false: only `sentinel purge` purges (for operators who schedule it themselves).
+    scheduled: bool = True
+
+    @field_validator("daily_facts", "audit_log", "alerts")
+    @classmethod
+    def _periods(cls, value: str) -> str:
+        parse_retention(value)
+        return value
+
+
+class PrivacySettings(_Section):
+    """What is stored about people. Prompts and responses are never requested or stored."""
+
+    # Store users as opaque ids (HMAC-SHA256 of the id under pseudonym_key, "u-" + 16 hex digits)
+    # instead of their ids, and no user aliases. Alerts, digests and reports then show the opaque id;
+    # `sentinel pseudonym ID` tells an operator holding the key which one a user is. Rule files and
+    # `sentinel purge --user` still take the real ids (hashed with the same key).
+    pseudonymize_users: bool = False
+    pseudonym_key_env: str | None = None
+    pseudonym_key_credential: str | None = None
+    # Key aliases often carry a person's name ("alice-laptop"); false: keys are shown by hash only.
+    store_key_aliases: bool = True
+
+    @model_validator(mode="after")
+    def _key_when_on(self) -> PrivacySettings:
+        if self.pseudonymize_users and bool(self.pseudonym_key_env) == bool(self.pseudonym_key_credential):
+            raise ValueError("pseudonymize_users needs exactly one of pseudonym_key_env or pseudonym_key_credential")
+        return self
+
+    def pseudonym_key(self, environ: dict[str, str] | None = None) -> SecretStr:
+        return read_secret(
+            self.pseudonym_key_env, self.pseudonym_key_credential, "[privacy]", "privacy.pseudonym_key", environ
+        )
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -438,6 +517,9 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     digest: DigestSettings = DigestSettings()
     daemon: DaemonSettings = DaemonSettings()
+    quality: QualitySettings = QualitySettings()
+    retention: RetentionSettings = RetentionSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @field_validator("sources")
     @classmethod
