@@ -14,7 +14,7 @@ from sentinel.simulator.api import ApiError, DailyActivity, Params
 from sentinel.simulator.budgets import BudgetState, next_reset, window_start
 from sentinel.simulator.entities import ADMIN_USER_ID, SimKey, SimTeam, SimUser
 from sentinel.simulator.events import InjectedEvent
-from sentinel.simulator.server import AccessRecord, Faults, SimulatorServer
+from sentinel.simulator.server import AccessRecord, Caller, Faults, SimulatorServer
 from sentinel.simulator.traffic import Snapshot, TrafficConfig, TrafficModel, describe
 from sentinel.simulator.truth import GRAINS, Grain, TruthTable
 
@@ -24,6 +24,7 @@ __all__ = [
     "AccessRecord",
     "ApiError",
     "BudgetState",
+    "Caller",
     "DailyActivity",
     "Faults",
     "Grain",

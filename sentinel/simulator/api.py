@@ -150,12 +150,16 @@ class DailyActivity:
         self._model_index = {m: i for i, m in enumerate(dims.models)}
         self._user_index = {u: i for i, u in enumerate(dims.user_entities[:-1])}
         self._team_index = {t: i for i, t in enumerate(dims.team_ids)}
+        self._owned: dict[str, list[int]] = {}  # user_id -> indices of the keys it owns
+        for i, meta in enumerate(dims.key_meta):
+            if meta["user_id"] is not None:
+                self._owned.setdefault(meta["user_id"], []).append(i)
         self._cache: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._cache_limit, self._cache_size = cache_bytes, 0
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ filters
-    def _filter(self, table: Table, p: Params) -> _Filter:
+    def _filter(self, table: Table, p: Params, owner: str | None) -> _Filter:
         dims = self.model.dims
         mask: NDArray[np.bool_] | None = None
         parts: list[str] = []
@@ -192,6 +196,8 @@ class DailyActivity:
                     ~np.isin(dims.slot_team, [self._team_index.get(t, -2) for t in excluded]),
                     f"exclude={','.join(sorted(excluded))}",
                 )
+        if owner is not None:  # a non-admin caller: only the rows of their own keys
+            narrow(np.isin(dims.slot_key, self._owned.get(owner, [])), f"owner={owner}")
         return _Filter(mask, tuple(parts))
 
     @staticmethod
@@ -209,14 +215,16 @@ class DailyActivity:
         return int(self._positions(block, table, f).shape[0])
 
     # ------------------------------------------------------------------ paginated
-    def paginated(self, table: Table, p: Params, snap: Snapshot, shuffle: random.Random | None) -> bytes:
+    def paginated(
+        self, table: Table, p: Params, snap: Snapshot, shuffle: random.Random | None, owner: str | None = None
+    ) -> bytes:
         start, end = p.date_range()
         page = p.integer("page", 1, ge=1)
         page_size = p.integer("page_size", 50, ge=1, le=1000) if table == "user" else p.integer("page_size", 10, ge=1)
         if table == "user":
             p.integer("timezone", 0)  # accepted and validated; a no-op without include_current_utc_day (§6)
             p.flag("include_current_utc_day")
-        f = self._filter(table, p)
+        f = self._filter(table, p, owner)
         blocks = snap.between(start, end)
         counts = [self._count(b, table, f) for b in blocks]
         total = sum(counts)
@@ -251,7 +259,7 @@ class DailyActivity:
         return totals(i, fl, self.full)
 
     # ------------------------------------------------------------------ aggregated
-    def aggregated(self, table: Table, p: Params, snap: Snapshot) -> bytes:
+    def aggregated(self, table: Table, p: Params, snap: Snapshot, owner: str | None = None) -> bytes:
         start, end = p.date_range()
         if table == "team" and (end - start).days > MAX_TEAM_AGGREGATED_DAYS:
             raise detail_error(400, f"Date range cannot exceed {MAX_TEAM_AGGREGATED_DAYS} days")
@@ -259,7 +267,7 @@ class DailyActivity:
         if table == "user":
             p.integer("timezone", 0)
             p.flag("include_current_utc_day")
-        f = self._filter(table, p)
+        f = self._filter(table, p, owner)
         dims = self.model.dims
         n_keys = dims.n_keys
         entity_column = dims.slot_user if table == "user" else dims.slot_team

@@ -198,7 +198,7 @@ class _Builder:
                 ADMIN_USER_ID,
                 None,
                 None,
-                "proxy_admin",
+                "internal_user",  # sic: a real 1.108.7 proxy stores the master key's user with this role (ROLES.md)
                 tuple(t.team_id for t in self.teams),
                 created - timedelta(days=1),
                 "admin",

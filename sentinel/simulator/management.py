@@ -1,11 +1,16 @@
 """`/user/list`, `/user/info`, `/team/list`, `/v2/team/list`, `/key/list` in the shapes of the captured
 LiteLLM 1.110 fixtures. Budget counters (`spend`) are the current-window sums at the model's clock.
+
+Keys handed to the server for callers (roles.py) are listed like any key, and their users like any user, with
+the caller's role: a real proxy lists the viewer user Sentinel reads with, and its key. They have no traffic.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -15,6 +20,7 @@ from numpy.typing import NDArray
 from sentinel.simulator.api import ApiError, Params, detail_error
 from sentinel.simulator.budgets import iso_ms_z, iso_z, next_reset, window_start
 from sentinel.simulator.entities import ADMIN_USER_ID, SimKey, SimTeam, SimUser
+from sentinel.simulator.roles import MASTER, Caller
 from sentinel.simulator.traffic import TrafficModel
 
 Json = dict[str, Any]
@@ -39,9 +45,32 @@ def _page_count(total: int, size: int) -> int:
 
 
 class Management:
-    def __init__(self, model: TrafficModel) -> None:
+    def __init__(self, model: TrafficModel, callers: Mapping[str, Caller] | None = None) -> None:
         self.model = model
         self._cache: tuple[int, _Counters] | None = None
+        self._roles = {c.user_id: c.role for c in (callers or {}).values()}
+        known = {u.user_id for u in model.users}
+        # Set up before the traffic history starts, as an operator would create Sentinel's key.
+        created = datetime.combine(model.dates[0] - timedelta(days=1), time(9), model.now.tzinfo)
+        self._extra_users: list[SimUser] = []
+        self._extra_keys: list[SimKey] = []
+        for raw, caller in (callers or {}).items():
+            if caller.user_id not in known:
+                known.add(caller.user_id)
+                self._extra_users.append(SimUser(caller.user_id, None, None, caller.role, (), created, "caller"))
+            token = hashlib.sha256(raw.encode()).hexdigest()
+            key = SimKey(token, raw, f"sk-...{raw[-4:]}", f"{caller.user_id}-key", caller.user_id, None, created)
+            self._extra_keys.append(key)
+
+    def _users(self) -> list[SimUser]:
+        """The model's users (with any caller's role) and then the callers' own users."""
+        roles = self._roles
+        users = [replace(u, user_role=roles[u.user_id]) if u.user_id in roles else u for u in self.model.users]
+        return users + self._extra_users
+
+    def _keys(self) -> list[SimKey]:
+        """The model's keys, then the callers' keys; an index below `dims.n_keys` is a model key."""
+        return self.model.keys + self._extra_keys
 
     # ------------------------------------------------------------------ counters
     def _counters(self) -> _Counters:
@@ -49,17 +78,19 @@ class Management:
         if self._cache is not None and self._cache[0] == snap.version:
             return self._cache[1]
         m, now = self.model, snap.now
-        users, teams, keys = m.users, m.teams, m.keys
+        users, teams, keys = self._users(), m.teams, self._keys()
+        callers_keys = np.zeros(len(keys) - m.dims.n_keys)  # no traffic
         user_index = {u.user_id: i for i, u in enumerate(users)}
         team_index = {t.team_id: i for i, t in enumerate(teams)}
         key_user = np.array([user_index.get(k.user_id or "", -1) for k in keys], dtype=np.int64)
         key_team = np.array([team_index.get(k.team_id or "", -1) for k in keys], dtype=np.int64)
-        total = m.key_spend_since(None)
+        total = np.concatenate([m.key_spend_since(None), callers_keys])
 
         def window(duration: str | None) -> NDArray[np.float64]:
             if duration is None:  # no budget_duration: the counter is never reset
                 return total
-            return m.key_spend_since(window_start(duration, next_reset(duration, now)).date())
+            since = window_start(duration, next_reset(duration, now)).date()
+            return np.concatenate([m.key_spend_since(since), callers_keys])
 
         def per(owner: NDArray[np.int64], duration: str | None, size: int) -> list[float]:
             valid = owner >= 0
@@ -132,7 +163,7 @@ class Management:
         page = p.integer("page", 1, ge=1)
         size = p.integer("page_size", 25, ge=1, le=100)
         c = self._counters()
-        users = list(enumerate(self.model.users))
+        users = list(enumerate(self._users()))
         wanted = set(p.csv("user_ids"))
         role, email, team, search = p.text("role"), p.text("user_email"), p.text("team"), p.text("search")
         users = [
@@ -145,7 +176,7 @@ class Management:
             and (search is None or search.lower() in f"{u.user_id} {u.user_email or ''}".lower())
         ]
         keys_per_user: dict[str | None, int] = {}
-        for k in self.model.keys:
+        for k in self._keys():
             keys_per_user[k.user_id] = keys_per_user.get(k.user_id, 0) + 1
         sort_by = p.text("sort_by")
         if sort_by is None:  # the proxy's default: newest first
@@ -172,11 +203,13 @@ class Management:
             "total_pages": _page_count(len(users), size),
         }
 
-    def user_info(self, p: Params) -> Json:
+    def user_info(self, p: Params, caller: Caller = MASTER) -> Json:
+        """Without `user_id`: the caller's own row — with every key and team when the caller has the admin view."""
         c = self._counters()
-        users = self.model.users
+        users = self._users()
         user_id = p.text("user_id")
-        index = 0 if user_id is None else next((i for i, u in enumerate(users) if u.user_id == user_id), -1)
+        wanted = caller.user_id if user_id is None else user_id
+        index = next((i for i, u in enumerate(users) if u.user_id == wanted), -1)
         if index < 0:
             raise detail_error(404, f"User {user_id} not found")
         user = users[index]
@@ -192,20 +225,20 @@ class Management:
             }
         )
         aliases = {t.team_id: t.team_alias for t in self.model.teams}
-        if user.user_id == ADMIN_USER_ID:
+        if user.user_id == ADMIN_USER_ID or (user_id is None and caller.admin_view):
             # The admin view lists every key, as token rows (with `org_id`), and every team as a bare team row.
             return {
                 "user_id": user.user_id,
                 "user_info": info,
                 "keys": [
                     {**self._key_token(i, k, c), "team_alias": aliases.get(k.team_id or "")}
-                    for i, k in enumerate(self.model.keys)
+                    for i, k in enumerate(self._keys())
                 ],
                 "teams": [self._team_row(t, team, c) for t, team in enumerate(self.model.teams)],
             }
         # A user's own view: their keys as `/team/list` embeds keys, and their teams with their membership only.
         info["model_max_budget_usage"] = {}  # per-model budget usage, keyed by model; none are set here
-        keys = [(i, k) for i, k in enumerate(self.model.keys) if k.user_id == user.user_id]
+        keys = [(i, k) for i, k in enumerate(self._keys()) if k.user_id == user.user_id]
         teams = [self._team_list_item(t, c) for t in self.model.teams if t.team_id in user.teams]
         for team in teams:
             team["team_memberships"] = [m for m in team["team_memberships"] if m["user_id"] == user.user_id]
@@ -446,7 +479,7 @@ class Management:
         key_hash, alias = p.text("key_hash"), p.text("key_alias")
         keys = [
             (i, k)
-            for i, k in enumerate(self.model.keys)
+            for i, k in enumerate(self._keys())
             if (user_id is None or k.user_id == user_id)
             and (team_id is None or k.team_id == team_id)
             and (key_hash is None or k.token == key_hash)
@@ -474,7 +507,7 @@ class Management:
     # ------------------------------------------------------------------ teams
     def _team_row(self, t: int, team: SimTeam, c: _Counters) -> Json:
         reset = next_reset(team.budget_duration, self.model.now) if team.budget_duration else None
-        emails = {u.user_id: u.user_email for u in self.model.users}
+        emails = {u.user_id: u.user_email for u in self._users()}
         members = [{"user_id": ADMIN_USER_ID, "user_email": None, "role": "admin"}]
         members += [{"user_id": u, "user_email": emails.get(u), "role": "user"} for u in team.members]
         return {
@@ -516,7 +549,7 @@ class Management:
     def _team_list_item(self, team: SimTeam, c: _Counters) -> Json:
         teams = self.model.teams
         t = next(i for i, x in enumerate(teams) if x.team_id == team.team_id)
-        user_index = {u.user_id: i for i, u in enumerate(self.model.users)}
+        user_index = {u.user_id: i for i, u in enumerate(self._users())}
         row = self._team_row(t, team, c)
         memberships = [
             {
@@ -541,7 +574,7 @@ class Management:
                 }
             )
         row["team_memberships"] = memberships
-        row["keys"] = [self._key_row(i, k, c) for i, k in enumerate(self.model.keys) if k.team_id == team.team_id]
+        row["keys"] = [self._key_row(i, k, c) for i, k in enumerate(self._keys()) if k.team_id == team.team_id]
         return row
 
     def team_list(self, p: Params) -> list[Json]:
@@ -577,7 +610,7 @@ class Management:
             else:
                 teams.sort(key=lambda tx: str(getattr(tx[1], sort_by, "") or ""), reverse=descending)
         key_counts: dict[str | None, int] = {}
-        for k in self.model.keys:
+        for k in self._keys():
             key_counts[k.team_id] = key_counts.get(k.team_id, 0) + 1
         rows = []
         for t, team in teams[(page - 1) * size : page * size]:

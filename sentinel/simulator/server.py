@@ -1,7 +1,7 @@
 """A LiteLLM-compatible HTTP server on 127.0.0.1 over a `TrafficModel` (stdlib `ThreadingHTTPServer`).
 
-Request path: scripted fault -> latency -> method/route -> auth -> DB/error/malformed faults -> handler.
-Every request, whatever its outcome, lands in the access log (never with credentials).
+Request path: scripted fault -> latency -> method/route -> auth -> DB/error faults -> role scope -> handler
+-> malformed fault. Every request, whatever its outcome, lands in the access log (never with credentials).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,8 +27,11 @@ import orjson
 
 from sentinel.simulator.api import ApiError, DailyActivity, Params, detail_error, proxy_error
 from sentinel.simulator.management import Management
+from sentinel.simulator.roles import MASTER, Caller, Scoped, scope
 from sentinel.simulator.spendlogs import SpendLogs
 from sentinel.simulator.traffic import Snapshot, TrafficModel
+
+__all__ = ["AccessRecord", "Caller", "Faults", "SimulatorServer"]
 
 Scripted = tuple[int, Any, dict[str, str] | None]  # (status, JSON body or raw bytes, extra headers)
 Body = list[bytes]
@@ -46,6 +49,8 @@ class Faults:
     unstable_order: bool = False  # pre-#30164 pagination: a date's rows come back in any order per query
     db_connected: bool = True
     grow_today_per_request: timedelta | None = None  # each daily-activity request first advances the clock
+    clock_skew_s: float = 0.0  # the `Date` response header runs this far ahead of the real clock (<0: behind)
+    store_prompts: bool = False  # store_prompts_in_spend_logs: /spend/logs/v2 rows carry the request text
     script: deque[Scripted] = field(default_factory=deque)  # served FIFO before normal handling
     seed: int = 0
     _rng: random.Random = field(init=False, repr=False, compare=False)
@@ -112,31 +117,44 @@ def _json(value: Any) -> Body:
 class _App:
     """Routing, auth and faults; independent of the socket layer."""
 
-    def __init__(self, model: TrafficModel, api_key: str | None, faults: Faults, live_clock: bool) -> None:
+    def __init__(
+        self,
+        model: TrafficModel,
+        api_key: str | None,
+        faults: Faults,
+        live_clock: bool,
+        callers: Mapping[str, Caller] | None = None,
+    ) -> None:
         self.model, self.api_key, self.faults, self.live_clock = model, api_key, faults, live_clock
+        self.callers = dict(callers or {})
+        if api_key is not None and api_key in self.callers:
+            raise ValueError("a caller key must differ from the master key")
+        self.teams = {u.user_id: u.teams for u in model.users}  # a caller's teams, for its scope
         self.daily = DailyActivity(model)
-        self.management = Management(model)
+        self.management = Management(model, self.callers)
         self.spend_logs = SpendLogs(model)
-        self.routes: dict[str, Callable[[Params, Snapshot], Body]] = {
-            "/user/daily/activity": lambda p, s: [self.daily.paginated("user", p, s, self._shuffle())],
-            "/user/daily/activity/aggregated": lambda p, s: [self.daily.aggregated("user", p, s)],
-            "/team/daily/activity": lambda p, s: [self.daily.paginated("team", p, s, self._shuffle())],
-            "/team/daily/activity/aggregated": lambda p, s: [self.daily.aggregated("team", p, s)],
-            "/user/info": lambda p, s: _json(self.management.user_info(p)),
-            "/user/list": lambda p, s: _json(self.management.user_list(p)),
-            "/team/list": lambda p, s: _json(self.management.team_list(p)),
-            "/v2/team/list": lambda p, s: _json(self.management.v2_team_list(p)),
-            "/key/list": lambda p, s: _json(self.management.key_list(p)),
-            "/spend/logs/v2": lambda p, s: _json(self.spend_logs.query(p, s)),
+        self.routes: dict[str, Callable[[Scoped, Snapshot], Body]] = {
+            "/user/daily/activity": lambda r, s: [self.daily.paginated("user", r.params, s, self._shuffle(), r.owner)],
+            "/user/daily/activity/aggregated": lambda r, s: [self.daily.aggregated("user", r.params, s, r.owner)],
+            "/team/daily/activity": lambda r, s: [self.daily.paginated("team", r.params, s, self._shuffle(), r.owner)],
+            "/team/daily/activity/aggregated": lambda r, s: [self.daily.aggregated("team", r.params, s, r.owner)],
+            "/user/info": lambda r, s: _json(self.management.user_info(r.params, r.caller)),
+            "/user/list": lambda r, s: _json(self.management.user_list(r.params)),
+            "/team/list": lambda r, s: _json(self.management.team_list(r.params)),
+            "/v2/team/list": lambda r, s: _json(self.management.v2_team_list(r.params)),
+            "/key/list": lambda r, s: _json(self.management.key_list(r.params)),
+            "/spend/logs/v2": lambda r, s: _json(
+                self.spend_logs.query(r.params, s, r.owner, prompts=self.faults.store_prompts)
+            ),
         }
 
     def _shuffle(self) -> random.Random | None:
         return self.faults.request_rng() if self.faults.unstable_order else None
 
-    def _authenticate(self, headers: dict[str, str]) -> None:
+    def _authenticate(self, headers: dict[str, str]) -> Caller:
         """Key lookup in LiteLLM's order (API.md §7); failures are 401 ProxyException bodies."""
         if self.api_key is None:
-            return  # no master key configured: dev mode, everything is accepted
+            return MASTER  # no master key configured: dev mode, everything is accepted as the admin
         key: str | None
         if "x-litellm-api-key" in headers:
             key = headers["x-litellm-api-key"]
@@ -165,8 +183,13 @@ class _App:
             )
         if not key or not key.strip():
             raise proxy_error(401, "Authentication Error, No api key passed in.", "auth_error", "None")
-        if key.strip() != self.api_key:
+        key = key.strip()
+        if key == self.api_key:
+            return MASTER
+        caller = self.callers.get(key)
+        if caller is None:
             raise proxy_error(401, "Authentication Error, Invalid API key provided.", "token_not_found_in_db", "key")
+        return caller
 
     def handle(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str]
@@ -201,7 +224,7 @@ class _App:
         handler = self.routes.get(path)
         if handler is None:
             return 404, _json({"detail": "Not Found"}), {}
-        self._authenticate(headers)
+        caller = self._authenticate(headers)
         if not self.faults.db_connected:
             if path == "/spend/logs/v2":
                 raise proxy_error(401, "Prisma Client is not initialized", "auth_error", "None")
@@ -213,7 +236,8 @@ class _App:
         step = self.faults.grow_today_per_request
         if step is not None and path in _DAILY:
             self.model.advance_by(step)
-        body = handler(Params(query), self.model.snapshot())
+        scoped = scope(path, Params(query), caller, self.teams.get(caller.user_id, ()))
+        body = handler(scoped, self.model.snapshot())
         if self.faults.roll(self.faults.malformed_rate):
             whole = b"".join(body)
             return 200, [whole[: max(1, len(whole) // 2)]], {}
@@ -257,6 +281,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header: a proxy host whose clock is off by `Faults.clock_skew_s`."""
+        if timestamp is None:
+            timestamp = time.time() + self.app.faults.clock_skew_s
+        return super().date_time_string(timestamp)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the access log replaces stderr logging
 
@@ -283,12 +313,14 @@ class SimulatorServer:
         port: int = 0,
         access_log: Path | None = None,
         live_clock: bool = False,
+        callers: Mapping[str, Caller] | None = None,
     ) -> None:
+        """`callers`: keys other than the master key, each authenticating as a user with a role (roles.py)."""
         self.model = model
         self.faults = faults or Faults()
         self.host, self.port = host, port
         self.access_log_path = access_log
-        self._app = _App(model, api_key, self.faults, live_clock)
+        self._app = _App(model, api_key, self.faults, live_clock, callers)
         self._log: list[AccessRecord] = []
         self._log_lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None

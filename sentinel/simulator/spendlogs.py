@@ -1,8 +1,10 @@
 """`/spend/logs/v2`: synthetic per-request rows for drill-down (API.md §4.2).
 
 Not a full request log: each daily row contributes a few sample requests (about one per 25 requests, at most
-40), each sized like that row's average request and timed along the intraday profile. More traffic on a day
-therefore shows as more sample rows. Prompts and responses do not exist and are never served.
+40), each sized like that row's average request and timed along the intraday profile (outside logging outages).
+More traffic on a day therefore shows as more sample rows. The real route never serves prompts and responses;
+`Faults.store_prompts` makes the simulator serve them anyway (`messages`, `response`, `proxy_server_request`,
+each carrying `PROMPT_CANARY`), the worst case a test can check Sentinel against.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sentinel.simulator.api import Params, detail_error
-from sentinel.simulator.catalog import MODELS, intraday_share, intraday_time
+from sentinel.simulator.catalog import MODEL_INDEX, MODELS, intraday_time
 from sentinel.simulator.modelmap import MODEL_MAP_INFORMATION
 from sentinel.simulator.rows import COMPLETION, FAILED, PROMPT, REQUESTS, SPEND, SUCCESSFUL, format_uuid, mix64
-from sentinel.simulator.traffic import Snapshot, TrafficModel
+from sentinel.simulator.traffic import Snapshot, Span, TrafficModel
 
 Json = dict[str, Any]
+# In every prompt and response served with store_prompts on: finding it anywhere Sentinel writes is a leak.
+PROMPT_CANARY = "SENTINEL-PROMPT-CANARY-7f3a"
 TOTAL_CAP = 10_000
 _LONG = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 _SHORT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -55,6 +59,15 @@ def _fraction(x: NDArray[np.uint64]) -> NDArray[np.float64]:
     return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+def _spread(fraction: NDArray[np.float64], spans: tuple[Span, ...]) -> NDArray[np.float64]:
+    """Map uniform fractions onto the traffic shares the proxy logged (the spans laid end to end)."""
+    lows = np.array([a for a, _ in spans])
+    edges = np.concatenate(([0.0], np.cumsum([b - a for a, b in spans])))
+    reached = fraction * edges[-1]
+    span = np.clip(np.searchsorted(edges, reached, side="right") - 1, 0, len(spans) - 1)
+    return np.asarray(lows[span] + (reached - edges[span]), dtype=np.float64)
+
+
 class SpendLogs:
     def __init__(self, model: TrafficModel) -> None:
         self.model = model
@@ -63,8 +76,15 @@ class SpendLogs:
         self._team_alias = {t.team_id: t.team_alias for t in model.teams}
         self._key_index = {t: i for i, t in enumerate(self.dims.key_tokens)}
         self._prices = model.model_prices()
+        unpriced = {MODEL_INDEX[name] for name in model.config.unpriced_models}
+        # a model missing from the price map has no entry to log (shape assumed, not captured)
+        self._map_info = [
+            {"model_map_key": m.model, "model_map_value": None} if i in unpriced else MODEL_MAP_INFORMATION[i]
+            for i, m in enumerate(MODELS)
+        ]
 
-    def query(self, p: Params, snap: Snapshot) -> Json:
+    def query(self, p: Params, snap: Snapshot, owner: str | None = None, prompts: bool = False) -> Json:
+        """One page of rows; `owner`: only that user's rows (a non-admin caller), `prompts`: with request text."""
         start_raw, end_raw = p.text("start_date"), p.text("end_date")
         if start_raw is None or end_raw is None:
             raise detail_error(400, "Please provide start_date and end_date")
@@ -78,11 +98,11 @@ class SpendLogs:
         if sort_by not in _SORTABLE:
             raise detail_error(400, f"Invalid sort_by. Must be one of {list(_SORTABLE)}")
         descending = (p.text("sort_order") or "desc").lower() != "asc"
-        samples = self._samples(p, snap, start, end)
+        samples = self._samples(p, snap, start, end, owner)
         order = self._order(samples, sort_by, descending)
         total = int(order.shape[0])
         chosen = order[(page - 1) * size : page * size]
-        data = [self._row(samples, int(i)) for i in chosen]
+        data = [self._row(samples, int(i), prompts) for i in chosen]
         return {
             "data": data,
             "total": min(total, TOTAL_CAP),
@@ -92,13 +112,17 @@ class SpendLogs:
             "total_is_capped": total > TOTAL_CAP,
         }
 
-    def _slot_mask(self, p: Params) -> NDArray[np.bool_]:
+    def _user_mask(self, user_id: str) -> NDArray[np.bool_]:
         d = self.dims
-        mask = np.ones(d.slot_key.shape[0], dtype=np.bool_)
+        return np.isin(d.slot_user, [i for i, u in enumerate(d.user_entities[:-1]) if u == user_id])
+
+    def _slot_mask(self, p: Params, owner: str | None) -> NDArray[np.bool_]:
+        d = self.dims
+        mask = np.ones(d.slot_key.shape[0], dtype=np.bool_) if owner is None else self._user_mask(owner)
         if (api_key := p.text("api_key")) is not None:
             mask &= d.slot_key == self._key_index.get(api_key, -1)
         if (user_id := p.text("user_id")) is not None:
-            mask &= np.isin(d.slot_user, [i for i, u in enumerate(d.user_entities[:-1]) if u == user_id])
+            mask &= self._user_mask(user_id)
         if (team_id := p.text("team_id")) is not None:
             mask &= np.isin(d.slot_team, [i for i, t in enumerate(d.team_ids) if t == team_id])
         if (model := p.text("model")) is not None:
@@ -107,30 +131,31 @@ class SpendLogs:
             mask &= np.isin(d.slot_group, [i for i, g in enumerate(d.groups) if g == group])
         return mask
 
-    def _samples(self, p: Params, snap: Snapshot, start: datetime, end: datetime) -> dict[str, NDArray[Any]]:
-        mask = self._slot_mask(p)
+    def _samples(
+        self, p: Params, snap: Snapshot, start: datetime, end: datetime, owner: str | None
+    ) -> dict[str, NDArray[Any]]:
+        mask = self._slot_mask(p, owner)
         parts: list[dict[str, NDArray[Any]]] = []
         for block in snap.between(start.date(), end.date()):
             rows = np.flatnonzero(mask[block.slot])
-            if not rows.shape[0]:
+            spans = snap.logged_spans(block.day)  # today: only the part of the day that has happened
+            if not rows.shape[0] or not spans:
                 continue
             n = block.ints[rows, REQUESTS]
             count = np.minimum(1 + (n - 1) // 25, 40)
             row = np.repeat(rows, count)
             j = np.arange(row.shape[0]) - np.repeat(np.cumsum(count) - count, count)  # sample index within row
             seed = mix64(block.id_hi[row] ^ (j.astype(np.uint64) * np.uint64(0x9E3779B1)))
-            midnight = datetime.combine(block.day, time(), UTC)
-            # today: only the part of the day that has happened
-            reach = intraday_share((snap.now - midnight).total_seconds()) if block.day == snap.now.date() else 1.0
-            seconds = intraday_time(_fraction(seed) * reach)
+            seconds = intraday_time(_spread(_fraction(seed), spans))
             successful = np.maximum(block.ints[row, SUCCESSFUL], 1)
+            requests = np.maximum(block.ints[row, REQUESTS], 1)  # a revision may round a row down to 0
             parts.append(
                 {
                     "day": np.full(row.shape[0], block.day.toordinal()),
                     "seconds": seconds,
                     "seed": seed,
                     "slot": block.slot[row],
-                    "failed": _fraction(mix64(seed)) < block.ints[row, FAILED] / block.ints[row, REQUESTS],
+                    "failed": _fraction(mix64(seed)) < block.ints[row, FAILED] / requests,
                     # a sample is the row's average successful request
                     "prompt": block.ints[row, PROMPT] // successful,
                     "completion": block.ints[row, COMPLETION] // successful,
@@ -172,7 +197,7 @@ class SpendLogs:
         order = np.lexsort((s["seed"], key))  # seed: a stable tiebreaker
         return order[::-1] if descending else order
 
-    def _row(self, s: dict[str, NDArray[Any]], i: int) -> Json:
+    def _row(self, s: dict[str, NDArray[Any]], i: int, prompts: bool) -> Json:
         d = self.dims
         slot = int(s["slot"][i])
         model = MODELS[int(d.slot_model[slot])]
@@ -201,7 +226,7 @@ class SpendLogs:
             "prompt_tokens_details": None,
             "completion_tokens_details": None,
         }
-        return {
+        row: Json = {
             "request_id": ("chatcmpl-" if model.endpoint == "/chat/completions" else "") + request_id,
             "call_type": "acompletion" if model.endpoint == "/chat/completions" else "aembedding",
             "api_key": token,
@@ -268,7 +293,7 @@ class SpendLogs:
                 "batch_failed_requests": None,
                 "guardrail_information": None,
                 "litellm_roi_estimator": False,
-                "model_map_information": MODEL_MAP_INFORMATION[m_index],
+                "model_map_information": self._map_info[m_index],
                 "mcp_tool_call_metadata": None,
                 "verified_human_user_id": None,
                 "additional_usage_values": {"prompt_tokens_details": None, "completion_tokens_details": None},
@@ -291,6 +316,10 @@ class SpendLogs:
             "organization_id": "",
             "end_user": "",
             "requester_ip_address": ip,
+        }
+        if prompts:
+            row.update(_payload(row["request_id"], model.model_group, started, usage))
+        row |= {
             "session_id": format_uuid(ids[2], ids[3]),
             "status": status,
             "mcp_namespaced_tool_name": None,
@@ -298,3 +327,27 @@ class SpendLogs:
             "litellm_call_id": call_id,
             "request_duration_ms": duration,
         }
+        return row
+
+
+def _payload(request_id: str, model_group: str, started: datetime, usage: Json) -> Json:
+    """What `store_prompts_in_spend_logs` keeps of a request: its messages, the response, the request body."""
+    messages = [{"role": "user", "content": f"{PROMPT_CANARY} Summarise ticket {request_id[-8:]} for the on-call."}]
+    return {
+        "messages": messages,
+        "response": {
+            "id": request_id,
+            "object": "chat.completion",
+            "created": int(started.timestamp()),
+            "model": model_group,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": f"{PROMPT_CANARY} The ticket is resolved."},
+                }
+            ],
+            "usage": usage,
+        },
+        "proxy_server_request": {"model": model_group, "messages": messages},
+    }

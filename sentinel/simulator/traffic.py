@@ -3,10 +3,14 @@
 Each date's rows are generated from their own RNG stream (`seed`, date), so any day can be rebuilt alone, a
 new day can be appended when the clock passes midnight, and an anomaly on one day never perturbs another.
 "Today" is partial: a row's counters are its full-day totals cut at the intraday share reached by `now`.
+
+Data-quality faults are applied at the same cut: a logging outage (`stop_logging`/`resume_logging`) removes the
+requests made while it lasted, a late flush (`revise_day`) scales a settled day's rows after the fact.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -16,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sentinel.simulator import budgets as bud
-from sentinel.simulator.catalog import ENDPOINTS, GROUPS, MODELS, PROVIDERS, intraday_share, model_arrays
+from sentinel.simulator.catalog import ENDPOINTS, GROUPS, MODEL_INDEX, MODELS, PROVIDERS, intraday_share, model_arrays
 from sentinel.simulator.entities import Roster, SimKey, SimTeam, SimUser, build_roster
 from sentinel.simulator.events import MONTH_END_FACTOR, InjectedEvent, Plan, is_month_end, plan_events
 from sentinel.simulator.rows import (
@@ -39,6 +43,10 @@ from sentinel.simulator.truth import Grain, TruthTable, compute_truth
 GROWTH_PER_DAY = 0.0025  # ~+25 % over 90 days
 _TEAM_DURATIONS: tuple[str | None, ...] = ("1mo", "30d", "7d", "1d")
 _NICE = (5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 25000.0, 50000.0)
+_PRICE_COLUMNS = ("input_cost", "output_cost", "cache_read_cost", "cache_creation_cost")
+Span = tuple[float, float]  # [from, to) as cumulative shares of a day's traffic (0 at 00:00 UTC, 1 at 24:00)
+Gap = tuple[datetime, datetime | None]  # logging broken from, until (None: still broken)
+FULL_DAY: tuple[Span, ...] = ((0.0, 1.0),)
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,12 @@ class TrafficConfig:
     now: datetime | None = None  # UTC; default: `today` 12:00 UTC
     full_metrics: bool = True  # False: only the nine SpendMetrics fields every version since 1.72 has
     inject_anomalies: bool = True  # False: no anomalies; the labelled hard negatives stay (they are normal)
+    # Models (as logged, e.g. "anthropic/claude-3-5-sonnet-20240620") missing from LiteLLM's price map: their
+    # requests and tokens are logged as usual with spend 0, in every table and in the budget counters.
+    unpriced_models: tuple[str, ...] = ()
+    # Every key without a user_id (team/service keys only): all traffic lands under the "Unassigned" entity.
+    # /user/list still lists the users; user-level injected events then describe traffic no user owns.
+    service_keys_only: bool = False
 
     def resolve(self) -> tuple[date, datetime]:
         if self.days < 1:
@@ -64,6 +78,29 @@ class TrafficConfig:
         return today, datetime.combine(today, time(12), UTC)
 
 
+def _utc(moment: datetime) -> datetime:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def logged_spans(day: date, now: datetime, gaps: tuple[Gap, ...] | list[Gap]) -> tuple[Span, ...]:
+    """The parts of `day`'s traffic the proxy has recorded by `now`: the day up to `now`, less logging gaps."""
+    midnight = datetime.combine(day, time(), UTC)
+    end_of_day = midnight + timedelta(days=1)
+    pieces = [(midnight, min(now, end_of_day))]
+    for start, end in gaps:
+        kept: list[tuple[datetime, datetime]] = []
+        for a, b in pieces:
+            kept.append((a, min(b, start)))  # before the gap
+            if end is not None:
+                kept.append((max(a, end), b))  # after it
+        pieces = [(a, b) for a, b in kept if b > a]
+
+    def share(moment: datetime) -> float:  # exact at the day's ends, so a whole day is FULL_DAY
+        return 1.0 if moment >= end_of_day else intraday_share((moment - midnight).total_seconds())
+
+    return tuple((share(a), share(b)) for a, b in pieces if b > a)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A consistent view for one request: past blocks never change, today's is swapped whole."""
@@ -71,6 +108,10 @@ class Snapshot:
     blocks: dict[date, DayBlock]
     now: datetime
     version: int
+    gaps: tuple[Gap, ...] = ()  # logging outages, for the request times of /spend/logs samples
+
+    def logged_spans(self, day: date) -> tuple[Span, ...]:
+        return logged_spans(day, self.now, self.gaps)
 
     def between(self, start: date, end: date) -> list[DayBlock]:
         """Blocks with start <= date <= end, newest first (the table's `date DESC`)."""
@@ -97,28 +138,36 @@ class TrafficModel:
         self._first = self._today - timedelta(days=self.config.days - 1)
         self._lock = threading.RLock()
         self._version = 0
+        unknown = sorted(set(self.config.unpriced_models) - set(MODEL_INDEX))
+        if unknown:
+            raise ValueError(f"unpriced_models: unknown models {unknown}; known: {sorted(MODEL_INDEX)}")
         roster = build_roster(
             self.config.users, self.config.teams, self._first, self._today, np.random.default_rng(self.config.seed)
         )
         self._roster = roster
         self._plan: Plan = plan_events(roster, self._first, self._today, self.config.inject_anomalies)
+        if self.config.service_keys_only:  # after planning: the events still name who drives the traffic
+            roster.keys = [replace(k, user_id=None) for k in roster.keys]
+            roster.key_user = [-1] * len(roster.keys)
         self._init_arrays(roster)
         self.dims = self._build_dims(roster)
         self._blocks: dict[date, DayBlock] = {}
         self._key_spend: dict[date, NDArray[np.float64]] = {}
         self._spend_cache: dict[tuple[date | None, int], NDArray[np.float64]] = {}
+        self._gaps: list[Gap] = []
+        self._revisions: dict[date, float] = {}
         day = self._first
         while day < self._today:
-            self._store(self._materialize(self._generate(day), 1.0))
+            self._store(self._materialize(self._generate(day), FULL_DAY))
             day += timedelta(days=1)
         self._raw_today = self._generate(self._today)
-        self._store(self._materialize(self._raw_today, self._share(self._now)))
+        self._store(self._materialize(self._raw_today, self._spans(self._today, self._now)))
         self._size_budgets()
 
     # ----------------------------------------------------------------- public accessors
     @property
     def users(self) -> list[SimUser]:
-        """users[0] is the proxy admin "default_user_id" (no traffic, as on a real proxy's /user/list)."""
+        """users[0] is the master key's user "default_user_id" (no traffic, as on a real proxy's /user/list)."""
         return list(self._roster.users)
 
     @property
@@ -148,21 +197,21 @@ class TrafficModel:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            return Snapshot(dict(self._blocks), self._now, self._version)
+            return Snapshot(dict(self._blocks), self._now, self._version, tuple(self._gaps))
 
     def advance(self, now: datetime) -> None:
         """Move the clock forward: today's rows grow in place (same ids), new rows appear, and crossing
         midnight finalises today and opens the next date."""
-        now = (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(UTC)
+        now = _utc(now)
         with self._lock:
             if now < self._now:
                 raise ValueError(f"clock cannot go back from {self._now.isoformat()} to {now.isoformat()}")
             while now.date() > self._today:
-                self._store(self._materialize(self._raw_today, 1.0))
+                self._store(self._materialize(self._raw_today, self._spans(self._today, now)))
                 self._today += timedelta(days=1)
                 self._raw_today = self._generate(self._today)
             self._now = now
-            self._store(self._materialize(self._raw_today, self._share(now)))
+            self._store(self._materialize(self._raw_today, self._spans(self._today, now)))
 
     def advance_by(self, delta: timedelta) -> None:
         """Atomic `advance(now + delta)`: concurrent requests each add their step."""
@@ -171,13 +220,58 @@ class TrafficModel:
 
     def catch_up(self, now: datetime) -> None:
         """Advance to `now` unless the clock is already past it (for a wall-clock-driven server)."""
-        now = (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(UTC)
+        now = _utc(now)
         with self._lock:
             if now > self._now:
                 self.advance(now)
 
+    def stop_logging(self, at: datetime) -> None:
+        """The proxy's spend logging breaks at `at` (UTC): requests still arrive, nothing is recorded.
+
+        The date of `at` keeps what was written before `at`; later dates, including those the clock reaches
+        afterwards, have no rows until `resume_logging`. `at` may lie before the first date (no data at all),
+        in the past, or ahead of the clock. Entity budget counters lose the same spend.
+        """
+        at = _utc(at)
+        with self._lock:
+            if self._gaps and self._gaps[-1][1] is None:
+                raise ValueError(f"logging is already stopped (since {self._gaps[-1][0].isoformat()})")
+            last_end = self._gaps[-1][1] if self._gaps else None
+            if last_end is not None and at < last_end:
+                raise ValueError(f"logging resumed at {last_end.isoformat()}; it cannot stop before that")
+            self._gaps.append((at, None))
+            self._rebuild(at.date())
+
+    def resume_logging(self, at: datetime) -> None:
+        """Logging works again from `at` (UTC): requests made from then on are recorded as usual."""
+        at = _utc(at)
+        with self._lock:
+            if not self._gaps or self._gaps[-1][1] is not None:
+                raise ValueError("logging is not stopped")
+            start = self._gaps[-1][0]
+            if at < start:
+                raise ValueError(f"logging stopped at {start.isoformat()}; it cannot resume before that")
+            self._gaps[-1] = (start, at)
+            self._rebuild(start.date())
+
+    def revise_day(self, day: date, factor: float) -> None:
+        """A late flush (API.md §6): every row of a past, complete `day` is scaled by `factor` after the fact —
+        spend exactly, token and request counters rounded — in the user and team tables alike. Revisions of the
+        same day compound. The day's block gets a new version, so no cached answer is reused."""
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor must be a positive number, not {factor!r}")
+        with self._lock:
+            if day not in self._blocks or day >= self._today:
+                raise ValueError(f"{day.isoformat()} is not a past, complete date of this model")
+            self._revisions[day] = self._revisions.get(day, 1.0) * factor
+            self._store(self._materialize(self._generate(day), self._spans(day, self._now)))
+
     def truth(self, grain: Grain, start: date, end: date) -> TruthTable:
-        """Ground truth from the raw rows, independent of the response builders."""
+        """Ground truth from the raw rows, independent of the response builders.
+
+        It is what the proxy serves, not what happened: requests made during a logging outage are missing from
+        it, a revised day shows its revised counters, and unpriced models count with spend 0.
+        """
         return compute_truth(self.snapshot(), self.dims, grain, start, end)
 
     def key_spend_since(self, start: date | None) -> NDArray[np.float64]:
@@ -252,6 +346,9 @@ class TrafficModel:
         self._key_user = np.array(roster.key_user, dtype=np.int32)
         self._key_team = np.array(roster.key_team, dtype=np.int32)
         self._m = model_arrays()
+        for name in self.config.unpriced_models:  # LiteLLM prices what it cannot find at $0
+            for column in _PRICE_COLUMNS:
+                self._m[column][MODEL_INDEX[name]] = 0.0
 
     def _build_dims(self, r: Roster) -> Dims:
         users = r.users
@@ -290,9 +387,15 @@ class TrafficModel:
             team_meta=[{"team_alias": t.team_alias} for t in r.teams],
         )
 
-    def _share(self, now: datetime) -> float:
-        midnight = datetime.combine(now.date(), time(), UTC)
-        return intraday_share((now - midnight).total_seconds())
+    def _spans(self, day: date, now: datetime) -> tuple[Span, ...]:
+        return logged_spans(day, now, self._gaps)
+
+    def _rebuild(self, since: date) -> None:
+        """Re-cut every stored date from `since` on, after the logging gaps changed."""
+        for day in sorted(self._blocks):
+            if day >= since:
+                raw = self._raw_today if day == self._today else self._generate(day)
+                self._store(self._materialize(raw, self._spans(day, self._now)))
 
     # ----------------------------------------------------------------- generation
     def _actor_factor(self, day: date, rng: np.random.Generator) -> NDArray[np.float64]:
@@ -363,13 +466,20 @@ class TrafficModel:
         offset = (lo_sorted >> np.uint64(11)).astype(np.float64) / float(1 << 53)
         return _RawDay(day, slots[order], ints[order], hi[order], lo_sorted, offset)
 
-    def _materialize(self, raw: _RawDay, share: float) -> DayBlock:
-        if share >= 1.0:
+    def _materialize(self, raw: _RawDay, spans: tuple[Span, ...]) -> DayBlock:
+        """The rows of `raw` as recorded: the requests made within `spans` of the day, then any revision."""
+        if spans == FULL_DAY:
             slots, ints, hi, lo = raw.slot, raw.ints, raw.id_hi, raw.id_lo
         else:
             full = raw.ints[:, REQUESTS]
-            now_n = np.minimum(np.floor(full * share + raw.offset).astype(np.int64), full)
-            keep = now_n > 0  # a row exists once its first request of the day has been made
+
+            def made_by(share: float) -> NDArray[np.int64]:  # requests a row has made when `share` is reached
+                return np.minimum(np.floor(full * share + raw.offset).astype(np.int64), full)
+
+            now_n = np.zeros_like(full)
+            for start, end in spans:
+                now_n += made_by(end) - made_by(start)
+            keep = now_n > 0  # a row exists once its first recorded request of the day has been made
             slots, hi, lo = raw.slot[keep], raw.id_hi[keep], raw.id_lo[keep]
             full, now_n = full[keep], now_n[keep]
             ints = raw.ints[keep] * now_n[:, None] // full[:, None]  # counters grow monotonically
@@ -386,6 +496,11 @@ class TrafficModel:
             + ints[:, COMPLETION] * m["output_cost"][model]
         )
         floats[:, 1] = ints[:, CACHE_READ] * (m["input_cost"][model] - m["cache_read_cost"][model])
+        revision = self._revisions.get(raw.day)
+        if revision is not None:  # spend scales exactly; counters to the nearest whole number
+            floats *= revision
+            ints = np.rint(ints * revision).astype(np.int64)
+            ints[:, SUCCESSFUL] = ints[:, REQUESTS] - ints[:, FAILED]  # rint is monotonic: never negative
         team = self._key_team[self._s_key[slots]]
         with_team = np.flatnonzero(team >= 0)
         t_hi, t_lo = row_ids(self.config.seed, raw.day.toordinal(), slots[with_team], TEAM_TABLE_SALT)
