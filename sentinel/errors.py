@@ -8,6 +8,7 @@ one-paragraph message and an exit code, never a traceback.
     ├── RuleError                   bad rule files (every problem: file, line, rule, field)
     ├── EgressRefused               the client refused to send (method or path not allowlisted)
     ├── StoreError                  the SQLite store cannot be opened or migrated
+    ├── PurgeRefused                a purge Sentinel will not do (recent days, a non-person id)
     └── SourceError                 talking to a LiteLLM proxy failed          (.source, .retryable)
         ├── AuthenticationFailed    401: the key is missing, wrong, blocked or expired
         ├── PermissionDenied        403: the key works but lacks the admin-viewer scope
@@ -39,6 +40,13 @@ class EgressRefused(SentinelError):
     """Raised before a request leaves the process: it is not on the allowlist."""
 
     exit_code = 3
+
+
+class PurgeRefused(SentinelError):
+    """A purge asked for something Sentinel will not do (a cutoff that reaches into recent days,
+    an id that is not a person)."""
+
+    exit_code = 2
 
 
 class StoreError(SentinelError):
