@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlite_utils
 
+from sentinel import privacy, quality
 from sentinel.budget import engine as budget_engine
 from sentinel.budget.specs import Catalog, catalog, policy_from
 from sentinel.config import Settings
@@ -43,6 +44,7 @@ class Evaluation:
     budget_due: list[budget_engine.Due] = field(default_factory=list)
     failed_rules: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+    quality: quality.Assessment | None = None  # data outages to record, with the cycle
 
 
 @dataclass
@@ -80,6 +82,7 @@ def evaluate(
     *,
     source: str | None = None,
     memo: dict[tuple[object, ...], list[dict[str, object]]] | None = None,
+    environ: dict[str, str] | None = None,
 ) -> Evaluation:
     """Every rule's alerts as of ``now``. A rule that fails is named in ``failed_rules`` (its alerts
     are left as they were) and never stops the others.
@@ -88,6 +91,7 @@ def evaluate(
     before today, per source and thresholds, reused while those days' stored totals are unchanged;
     only today's run rate is scored again."""
     out = Evaluation()
+    rules = privacy.rules_for(rules, privacy.from_settings(settings.privacy, environ))
     ctx = budget_engine.context(db, now)
     catalogs: dict[str | None, Catalog] = {}
 
@@ -165,6 +169,8 @@ def evaluate(
 
         guarded(b_rule.name, absences)
 
+    _check_data(db, settings, now, out)
+
     try:
         statuses = budget_engine.statuses(db, now, policy_from(settings), rules, source=source, ctx=ctx)
         out.budget_due = budget_engine.due(db, statuses, now, ctx)
@@ -175,6 +181,26 @@ def evaluate(
         out.errors.append(f"budgets: {type(exc).__name__}: {exc}")
         log.exception("budget evaluation failed")
     return out
+
+
+def _check_data(db: sqlite_utils.Database, settings: Settings, now: datetime, out: Evaluation) -> None:
+    """Data-quality checks: their operator alerts join the cycle, and the drops a logging outage
+    would cause (per-entity anomalies and spend absences) leave it."""
+    try:
+        found = quality.assess(db, settings.quality, now)
+    except Exception as exc:
+        out.failed_rules.add(quality.QUALITY_RULE)
+        out.errors.append(f"data checks: {type(exc).__name__}: {exc}")
+        log.exception("data-quality checks failed")
+        return
+    today = now.astimezone(UTC).date()
+    if found.outages:
+        held = [a for a in out.found if quality.suppressed(a, found.outages, today)]
+        if held:
+            log.info("%d drop alert(s) held back: the source recorded nothing (data outage)", len(held))
+        out.found = [a for a in out.found if not quality.suppressed(a, found.outages, today)]
+    out.found.extend(found.alerts)
+    out.quality = found
 
 
 LOOKBACK_DAYS = 7  # complete days whose anomaly episodes are reported (as `sentinel detect` does)
@@ -243,6 +269,8 @@ def commit(
             now=now,
         )
         budget_engine.record(db, evaluation.budget_due, now)
+        if evaluation.quality is not None:
+            quality.record_outages(db, evaluation.quality, now)
         alert_store.save(db, step.save, now)
         report.queued = outbox.enqueue(db, entries, now)
     report.firing = sum(1 for a in step.save if a.status == "firing")
@@ -267,10 +295,13 @@ def run_cycle(
     extra: Sequence[Alert] = (),
     send: bool = True,
     memo: dict[tuple[object, ...], list[dict[str, object]]] | None = None,
+    environ: dict[str, str] | None = None,
 ) -> CycleReport:
-    """Evaluate, queue, and (``send``) deliver what is due."""
+    """Evaluate, queue, and (``send``) deliver what is due. ``environ``: where secrets named by
+    the config are read (default: the process environment)."""
     routing = Routing.from_settings(settings)
-    report = commit(db, evaluate(db, settings, rules, now, source=source, memo=memo), routing, now, extra=extra)
+    found = evaluate(db, settings, rules, now, source=source, memo=memo, environ=environ)
+    report = commit(db, found, routing, now, extra=extra)
     if send:
         report.delivery = deliver(db, receivers, settings.delivery, routing.inhibit, now)
     return report

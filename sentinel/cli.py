@@ -132,6 +132,7 @@ def sync(app: _App, since: date | None, names: tuple[str, ...], db: Path | None)
     Without --since: poll (re-read the last few days, which still change, and fill any gap).
     With --since: backfill in chunks, resumable after a crash or Ctrl-C.
     """
+    from sentinel import privacy
     from sentinel.sync import open_client, sync_source
 
     settings = app.settings
@@ -146,7 +147,7 @@ def sync(app: _App, since: date | None, names: tuple[str, ...], db: Path | None)
     for src in sources:
         now = utc_now()
         try:
-            client = open_client(src, settings.sync, store)
+            client = open_client(src, settings.sync, store, privacy=privacy.from_settings(settings.privacy))
         except ConfigError as exc:
             failed += 1
             err.print(f"[red]{escape(src.name)}:[/] {escape(str(exc))}", soft_wrap=True)
@@ -518,4 +519,4 @@ def rules_check(app: _App, path: Path | None) -> None:
 
 # The alerting commands (evaluate, deliver, alerts, silence, notify, rules test), the digest and
 # the service (run) live in their own modules, which register their commands on `main`.
-from sentinel import cli_alerting, cli_digest, cli_run  # noqa: E402,F401
+from sentinel import cli_alerting, cli_digest, cli_purge, cli_quality, cli_run  # noqa: E402,F401

@@ -7,7 +7,8 @@
             3 alerting  evaluate (anomalies with today's fits, budgets, thresholds, absences) → route
                         → alert state + outbox in one transaction → deliver
             4 digest    when due, once per period
-            5 state     what `sentinel status` and /metrics show
+            5 purge     once per UTC day, what [retention] no longer keeps (retention.scheduled)
+            6 state     what `sentinel status` and /metrics show
         between polls, every deliver_every: deliver what is due (retries, group intervals)
         sleeps are sliced to a second, so SIGTERM is handled within one; the watchdog is pinged
       └ stop: finish the step, deliver what is due for up to shutdown_grace, STOPPING=1, exit 0
@@ -30,7 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sentinel import sdnotify
+from sentinel import privacy, sdnotify
 from sentinel.alerting import CycleReport, Routing, run_cycle, source_health
 from sentinel.clock import utc_now, utc_today
 from sentinel.config import Settings, load_settings, parse_duration
@@ -39,11 +40,11 @@ from sentinel.errors import ConfigError, SentinelError
 from sentinel.notify.model import Alert, Receiver
 from sentinel.notify.pipeline import deliver
 from sentinel.notify.receivers import build_all
-from sentinel.observe import write_state
+from sentinel.observe import read_state, write_state
 from sentinel.rules import evaluate as ev
 from sentinel.rules.reload import RuleReloader
 from sentinel.rules.schema import AbsenceRule
-from sentinel.store import open_store, transaction
+from sentinel.store import open_store, retention, transaction
 from sentinel.store import state as state_store
 from sentinel.sync import open_client, sync_source
 
@@ -80,6 +81,7 @@ class TickReport:
     polled: dict[str, str] = field(default_factory=dict)  # source -> "ok" or its error
     alerting: CycleReport | None = None
     digest: DigestReport | None = None
+    purged: retention.Counts | None = None  # the day's scheduled purge, on the tick that ran it
     errors: list[str] = field(default_factory=list)
 
 
@@ -153,6 +155,7 @@ class Daemon:
             log.exception("alerting failed")
         self.alive()
         report.digest = self._digest(moment, report)
+        report.purged = self._purge(moment, report)
         _release_memory()
         report.duration_s = round(time.monotonic() - began, 3)
         report.errors += [f"source {n}: {e}" for n, e in report.polled.items() if e != "ok"]
@@ -166,7 +169,13 @@ class Daemon:
     def _poll(self, name: str, now: datetime) -> str:
         src = self.settings.source(name)
         try:
-            client = open_client(src, self.settings.sync, self.store, self.environ)
+            client = open_client(
+                src,
+                self.settings.sync,
+                self.store,
+                self.environ,
+                privacy=privacy.from_settings(self.settings.privacy, self.environ),
+            )
         except ConfigError as exc:  # its key cannot be read: the source is down as far as we can tell
             with transaction(self.store):
                 state_store.mark_error(self.store, name, now, str(exc))
@@ -251,6 +260,26 @@ class Daemon:
             now,
         )
         return sent
+
+    def _purge(self, now: datetime, report: TickReport) -> retention.Counts | None:
+        """The [retention] policy, on the first tick of each UTC day (the day is kept in daemon_state)."""
+        if not self.settings.retention.scheduled:
+            return None
+        today = utc_today(now).isoformat()
+        try:
+            last = read_state(self.store, "purge")
+            if last is not None and last.get("day") == today:
+                return None
+            counts = retention.purge_policy(self.store, now, self.settings.retention)
+            write_state(self.store, "purge", {"day": today, "at": now.isoformat(), "deleted": counts.deleted}, now)
+        except Exception as exc:  # a purge that fails never stops the loop; the next tick tries again
+            report.errors.append(f"purge: {type(exc).__name__}: {exc}")
+            log.exception("purge failed")
+            return None
+        if counts.total:
+            gone = ", ".join(f"{n} {table}" for table, n in counts.deleted.items() if n)
+            log.info("retention: purged %d rows (%s)", counts.total, gone)
+        return counts
 
     def _write_state(self, report: TickReport) -> None:
         r = self.reloader

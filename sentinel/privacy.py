@@ -13,14 +13,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TypeVar
+
+import sqlite_utils
 
 from sentinel import logs
 from sentinel.config import PrivacySettings
+from sentinel.errors import ConfigError
 from sentinel.models import DailyActivity, Grain, KeyRecord, KeyRef, TeamRecord, UserRecord
+from sentinel.rules.loader import RuleSet
+from sentinel.rules.schema import AbsenceRule, AnomalyRule, BudgetRule, Selector, ThresholdRule
+from sentinel.store import transaction
 
 PREFIX = "u-"
 UNASSIGNED = ("", "Unassigned")  # keys without a user: not a person, kept as the proxy names them
+R = TypeVar("R", AnomalyRule, BudgetRule, ThresholdRule, AbsenceRule)
 
 
 @dataclass(frozen=True)
@@ -99,3 +109,54 @@ def from_settings(privacy: PrivacySettings, environ: dict[str, str] | None = Non
     secret = privacy.pseudonym_key(environ).get_secret_value()
     logs.register_secret(secret)
     return Pseudonymizer(secret.encode(), privacy.store_key_aliases)
+
+
+def rules_for(rules: RuleSet, transform: Pseudonymizer) -> RuleSet:
+    """Rule files name users by their real ids; the store holds pseudonyms. Each selector also
+    matches the pseudonyms of the ids it names (an id that is not a user's matches nothing more),
+    and a ``user`` entity label (a key's owner) is the pseudonym."""
+    if not transform.active:
+        return rules
+
+    def select(sel: Selector) -> Selector:
+        if not sel.ids and "user" not in sel.labels:
+            return sel
+        ids = tuple(dict.fromkeys((*sel.ids, *(transform.user(i) for i in sel.ids))))
+        labels = {**sel.labels, **({"user": transform.user(sel.labels["user"])} if "user" in sel.labels else {})}
+        return sel.model_copy(update={"ids": ids, "labels": labels})
+
+    def each(group: tuple[R, ...]) -> tuple[R, ...]:
+        return tuple(r.model_copy(update={"select": select(r.select)}) for r in group)
+
+    return replace(
+        rules,
+        budgets=each(rules.budgets),
+        anomalies=each(rules.anomalies),
+        thresholds=each(rules.thresholds),
+        absences=each(rules.absences),
+    )
+
+
+def check_store(db: sqlite_utils.Database, transform: Pseudonymizer, now: datetime) -> None:
+    """Refuse to mix real ids and pseudonyms in one store: the mode of the first sync is kept
+    (``daemon_state`` key "privacy"), and a sync in the other mode is a configuration error."""
+    mode = "pseudonymized" if transform.active else "plain"
+    row = db.conn.execute("SELECT value FROM daemon_state WHERE key = 'privacy'").fetchone()
+    stored = json.loads(row[0]).get("mode") if row else None
+    if stored is None:
+        ids = [r[0] for r in db.conn.execute("SELECT user_id FROM users LIMIT 50")]
+        if ids:  # a store from before the mode was recorded: what do its ids look like?
+            stored = "pseudonymized" if all(i.startswith(PREFIX) or i in UNASSIGNED for i in ids) else "plain"
+        else:
+            stored = mode
+        with transaction(db):
+            db.conn.execute(
+                "INSERT OR REPLACE INTO daemon_state (key, value, updated_at) VALUES ('privacy', ?, ?)",
+                (json.dumps({"mode": stored}), now.isoformat()),
+            )
+    if stored != mode:
+        raise ConfigError(
+            f"[privacy] pseudonymize_users is {'on' if transform.active else 'off'}, but this store holds "
+            f"{'pseudonymized' if stored == 'pseudonymized' else 'real'} user ids; mixing them would split people "
+            "in two. Use a new store (store.path) for the new setting, or set it back."
+        )

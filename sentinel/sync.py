@@ -22,6 +22,7 @@ from sentinel.config import SourceSettings, SyncSettings
 from sentinel.egress import AuditRecord, proxy_client
 from sentinel.errors import SourceError
 from sentinel.models import TEAM_ROUTE_GRAINS, USER_ROUTE_GRAINS, Grain
+from sentinel.privacy import IDENTITY, Pseudonymizer, check_store
 from sentinel.source.litellm import ClientPolicy, LiteLLMClient
 from sentinel.store import entities as entity_store
 from sentinel.store import facts as fact_store
@@ -72,9 +73,15 @@ class _Meter:
 
 
 def open_client(
-    src: SourceSettings, sync: SyncSettings, db: sqlite_utils.Database, environ: dict[str, str] | None = None
+    src: SourceSettings,
+    sync: SyncSettings,
+    db: sqlite_utils.Database,
+    environ: dict[str, str] | None = None,
+    *,
+    privacy: Pseudonymizer = IDENTITY,
 ) -> LiteLLMClient:
-    """The read-only client for one configured source, auditing every call into the store."""
+    """The read-only client for one configured source, auditing every call into the store.
+    ``privacy`` is applied to what it reads before anything is stored."""
     key = src.api_key(environ)
     logs.register_secret(key.get_secret_value())
     verify: bool | str = str(src.ca_bundle) if src.ca_bundle else src.verify_tls
@@ -92,7 +99,9 @@ def open_client(
         timeout_s=src.timeout_s,
         verify=verify,
     )
-    return LiteLLMClient(src.name, http, policy_from(sync))
+    client = LiteLLMClient(src.name, http, policy_from(sync))
+    client.privacy = privacy
+    return client
 
 
 def policy_from(sync: SyncSettings) -> ClientPolicy:
@@ -127,8 +136,8 @@ def sync_range(
     settle = timedelta(minutes=settings.settle_minutes)
     days = _days(start, end)
     unsettled = frozenset(d for d in days if not is_final(d, now, settle))
-    user = client.daily_activity("user", start, end, unsettled=unsettled)
-    team = client.daily_activity("team", start, end, unsettled=unsettled)
+    user = client.privacy.activity(client.daily_activity("user", start, end, unsettled=unsettled))
+    team = client.privacy.activity(client.daily_activity("team", start, end, unsettled=unsettled))
     final = frozenset(days) - unsettled
     with transaction(db):
         rows = fact_store.replace_days(db, client.name, "user", USER_ROUTE_GRAINS, user, final=final, fetched_at=now)
@@ -146,7 +155,8 @@ def sync_range(
 
 def sync_entities(db: sqlite_utils.Database, client: LiteLLMClient, now: datetime) -> None:
     """Users, teams and keys with their budgets (the proxy's current-window counters)."""
-    users, teams, keys = client.users(), client.teams(), client.keys()
+    privacy = client.privacy
+    users, teams, keys = privacy.users(client.users()), privacy.teams(client.teams()), privacy.keys(client.keys())
     with transaction(db):
         entity_store.upsert_users(db, client.name, users, now)
         entity_store.upsert_teams(db, client.name, teams, now)
@@ -328,6 +338,7 @@ def sync_source(
 ) -> SyncResult:
     """Poll or backfill one source; a proxy error is recorded in its sync state and returned, not raised."""
     client.restore_capabilities(state_store.get_capabilities(db, client.name))
+    check_store(db, client.privacy, now)
     try:
         if since is None:
             return poll(db, client, settings, now)

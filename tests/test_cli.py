@@ -90,7 +90,10 @@ def test_no_sources_points_to_the_example_and_demo() -> None:
     assert "[[sources]]" in result.output and "sentinel demo" in result.output
 
 
-@pytest.mark.parametrize("command", [[], ["sync"], ["status"], ["demo"], ["simulate"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["sync"], ["status"], ["demo"], ["simulate"], ["doctor"], ["reconcile"], ["purge"], ["pseudonym"]],
+)
 def test_help_reads(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output

@@ -33,6 +33,7 @@ from sentinel.errors import (
     SourceError,
 )
 from sentinel.models import Budget, DailyActivity, Grain, KeyRecord, TeamRecord, UserRecord
+from sentinel.privacy import IDENTITY, Pseudonymizer
 from sentinel.source.parse import ActivityFold, decode_page
 from sentinel.source.schema import ActivityPage, UserBreakdown
 
@@ -67,6 +68,20 @@ class ClientPolicy:
     retry_max_s: float = 30.0
 
 
+@dataclass(frozen=True)
+class Probe:
+    status: int
+    body: Any  # the decoded JSON, or None
+    error: SourceError | None  # the classified error of a status >= 400
+    server_date: datetime | None  # the proxy's Date header (1 s resolution)
+    local_mid: datetime  # our clock half-way through the round trip
+
+    @property
+    def skew_s(self) -> float | None:
+        """How far the proxy's clock is ahead of ours (negative: behind)."""
+        return None if self.server_date is None else (self.server_date - self.local_mid).total_seconds()
+
+
 @dataclass
 class CallStats:
     calls: int = 0
@@ -97,6 +112,9 @@ class LiteLLMClient:
         self._sleep = sleep
         self._caps = _Capabilities()
         self.stats = CallStats()
+        # What sync applies to this proxy's answers before storing them (sentinel.privacy); kept
+        # here so every caller that reads a source applies the same transform.
+        self.privacy: Pseudonymizer = IDENTITY
         self._lock = threading.Lock()  # stats are updated from prefetch threads
 
     def close(self) -> None:
@@ -180,6 +198,14 @@ class LiteLLMClient:
             return ProxyHasNoDatabase(
                 f"{where}: the proxy has no database connected, so it keeps no spend history "
                 f"({message}). Set DATABASE_URL on the proxy.",
+                source=self.name,
+                status=status,
+            )
+        if status == 401 and not kind and "admin" in lowered:
+            # A known key whose role may not read this: some routes answer 401 with a plain detail
+            # ("Only admin users can query all teams ... Your user role=internal_user"), not an auth error.
+            return PermissionDenied(
+                f"{where}: the key's user may not read this ({message}). Give it the proxy_admin_viewer role.",
                 source=self.name,
                 status=status,
             )
@@ -441,6 +467,38 @@ class LiteLLMClient:
     def readiness(self) -> Mapping[str, Any]:
         body = self.get("/health/readiness")
         return body if isinstance(body, Mapping) else {}
+
+    def probe(self, path: str, params: Mapping[str, str | int] | None = None) -> Probe:
+        """One GET, no retries, for `sentinel doctor`: the answer or its classified error, and the
+        proxy's clock (its Date header) against ours at the middle of the round trip."""
+        sent = datetime.now(UTC)
+        try:
+            response = self._http.get(path, params=dict(params or {}))
+        except httpx.TimeoutException:
+            raise ProxyUnavailable(f"source {self.name!r}: {path} timed out", source=self.name) from None
+        except httpx.TransportError as exc:
+            raise ProxyUnavailable(
+                f"source {self.name!r}: cannot reach the proxy ({type(exc).__name__})", source=self.name
+            ) from None
+        received = datetime.now(UTC)
+        with self._lock:
+            self.stats.calls += 1
+            self.stats.bytes += len(response.content)
+        server_date = None
+        if response.headers.get("date"):
+            from email.utils import parsedate_to_datetime
+
+            try:
+                server_date = parsedate_to_datetime(response.headers["date"])
+            except (TypeError, ValueError):
+                server_date = None
+        error = self._classify(path, response) if response.status_code >= 400 else None
+        body: Any = None
+        try:
+            body = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            body = None
+        return Probe(response.status_code, body, error, server_date, sent + (received - sent) / 2)
 
     def _pages(
         self,

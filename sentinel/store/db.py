@@ -238,8 +238,36 @@ _V5 = """
         ) WITHOUT ROWID;
 """
 
+_V6 = """
+        -- Requests alongside spend in today's running total: logging that stopped shows as neither
+        -- growing, while traffic that only fails still adds requests.
+        ALTER TABLE intraday_totals ADD COLUMN requests INTEGER;
+
+        -- A day already final whose total changed when it was read again (a late flush, a backfill
+        -- on the proxy, a bug): kept so the change is reported once and can be audited.
+        CREATE TABLE day_revisions (
+            source TEXT NOT NULL,
+            route TEXT NOT NULL,
+            date TEXT NOT NULL,
+            detected_at TEXT NOT NULL,
+            final_spend REAL NOT NULL,         -- the total when it was final
+            new_spend REAL NOT NULL,
+            PRIMARY KEY (source, route, date, detected_at)
+        ) WITHOUT ROWID;
+
+        -- Spells when a source recorded nothing across every provider while traffic was expected
+        -- (its logging broke): per-entity drops on those days are not anomalies.
+        CREATE TABLE data_outages (
+            source TEXT NOT NULL,
+            started_at TEXT NOT NULL,          -- the last growth of the running total before it stopped
+            ended_at TEXT,                     -- NULL while it lasts
+            detected_at TEXT NOT NULL,
+            PRIMARY KEY (source, started_at)
+        ) WITHOUT ROWID;
+"""
+
 # Each entry is one schema version's SQL; append, never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from datetime import date, datetime
 
@@ -52,11 +53,40 @@ def replace_days(
         if f.grain == total_grain:
             spend_by_day[day_text[f.date]] += f.spend
     stamp = fetched_at.isoformat()
+    _note_revisions(conn, source, route, spend_by_day, stamp)
     conn.executemany(
         "INSERT OR REPLACE INTO days (source, route, date, fetched_at, final, spend) VALUES (?, ?, ?, ?, ?, ?)",
         [(source, route, d, stamp, int(date.fromisoformat(d) in final), spend) for d, spend in spend_by_day.items()],
     )
     return len(rows)
+
+
+def _note_revisions(conn: sqlite3.Connection, source: str, route: str, spend: dict[str, float], stamp: str) -> None:
+    """Days that were final and now read a different total: the proxy changed history."""
+    marks = ",".join("?" * len(spend))
+    before = conn.execute(
+        f"SELECT date, spend FROM days WHERE source = ? AND route = ? AND final = 1 AND date IN ({marks})",
+        (source, route, *spend),
+    ).fetchall()
+    changed = [(source, route, d, stamp, old, spend[d]) for d, old in before if abs(spend[d] - old) > REVISION_EPSILON]
+    conn.executemany(
+        "INSERT OR REPLACE INTO day_revisions (source, route, date, detected_at, final_spend, new_spend) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        changed,
+    )
+
+
+REVISION_EPSILON = 1e-6  # float noise of a re-summed day; what counts as a real change is config (quality)
+
+
+def revisions_since(db: sqlite_utils.Database, since: datetime) -> list[tuple[str, str, str, str, float, float]]:
+    """(source, route, date, detected_at, final spend, new spend) detected at or after ``since``."""
+    cur = db.conn.execute(
+        "SELECT source, route, date, detected_at, final_spend, new_spend FROM day_revisions "
+        "WHERE detected_at >= ? ORDER BY detected_at, source, route, date",
+        (since.isoformat(),),
+    )
+    return [(str(a), str(b), str(c), str(d), float(e), float(f)) for a, b, c, d, e, f in cur]
 
 
 def spend_by_entity(
@@ -101,8 +131,9 @@ def mark_final(db: sqlite_utils.Database, source: str, days: Iterable[date]) -> 
 def record_intraday(db: sqlite_utils.Database, source: str, day: date, taken_at: datetime) -> None:
     """Snapshot today's stored running total (call right after today's facts were replaced)."""
     db.conn.execute(
-        "INSERT OR REPLACE INTO intraday_totals (source, date, taken_at, spend) "
-        "SELECT source, date, ?, spend FROM daily_facts WHERE source = ? AND grain = 'total' AND date = ?",
+        "INSERT OR REPLACE INTO intraday_totals (source, date, taken_at, spend, requests) "
+        "SELECT source, date, ?, spend, api_requests FROM daily_facts "
+        "WHERE source = ? AND grain = 'total' AND date = ?",
         (taken_at.isoformat(), source, day.isoformat()),
     )
 
