@@ -37,6 +37,7 @@ QUALITY_RULE = "sentinel-data"
 UNASSIGNED = ("", "Unassigned")
 LEVEL_DAYS = 14  # complete days whose median total is a source's usual day
 QUIET_LOOKBACK_DAYS = 14  # how far back a quiet spell is traced
+MIN_EXPECTED_REQUESTS = 20.0  # silence where fewer requests were expected proves nothing (e^-20 by chance)
 
 
 # ---------------------------------------------------------------------------------------------- findings
@@ -165,15 +166,28 @@ def outage_now(
     source: str,
     now: datetime,
     since: datetime | None,
-    level_usd: float,
+    level: tuple[float, float],
     profile: list[float] | None,
     providers: int,
     settings: QualitySettings,
 ) -> Outage | None:
-    if since is None or now - since < parse_duration(settings.outage_after):
+    """A quiet spell long enough, and against enough expected spend and requests, to be a fault.
+
+    ``level``: the usual day's (spend, requests). Until the intraday profile is learnt (a few days
+    of polls), a quiet night cannot be told from an outage: only a whole day of silence counts.
+    Silence where few requests were expected is no evidence either (MIN_EXPECTED_REQUESTS)."""
+    least = (
+        parse_duration(settings.outage_after)
+        if profile is not None
+        else max(parse_duration(settings.outage_after), timedelta(days=1))
+    )
+    if since is None or now - since < least:
         return None
-    expected = expected_between(level_usd, profile, since, now)
+    spend, requests = level
+    expected = expected_between(spend, profile, since, now)
     if expected < max(settings.outage_min_expected_usd, 1e-9):
+        return None
+    if expected_between(requests, profile, since, now) < MIN_EXPECTED_REQUESTS:
         return None
     return Outage(source, since, None, round(expected, 2), providers)
 
@@ -334,15 +348,19 @@ def _day_requests(db: sqlite_utils.Database, source: str, first: date, last: dat
     return {date.fromisoformat(d): int(r) for d, r in cur}
 
 
-def _level(db: sqlite_utils.Database, source: str, before: date) -> float:
+def _level(db: sqlite_utils.Database, source: str, before: date) -> tuple[float, float]:
+    """The usual day before ``before``: median (spend, requests) of the LEVEL_DAYS days before it."""
     first = before - timedelta(days=LEVEL_DAYS)
     cur = db.conn.execute(
-        "SELECT date, spend FROM daily_facts WHERE source = ? AND grain = 'total' AND date >= ? AND date < ?",
+        "SELECT date, spend, api_requests FROM daily_facts WHERE source = ? AND grain = 'total' "
+        "AND date >= ? AND date < ?",
         (source, first.isoformat(), before.isoformat()),
     )
-    by_day = {d: float(s) for d, s in cur}
-    values = [by_day.get((first + timedelta(days=i)).isoformat(), 0.0) for i in range(LEVEL_DAYS)]
-    return float(statistics.median(values)) if by_day else 0.0
+    by_day = {d: (float(s), float(r)) for d, s, r in cur}
+    if not by_day:
+        return 0.0, 0.0
+    days = [by_day.get((first + timedelta(days=i)).isoformat(), (0.0, 0.0)) for i in range(LEVEL_DAYS)]
+    return float(statistics.median(d[0] for d in days)), float(statistics.median(d[1] for d in days))
 
 
 def _providers(db: sqlite_utils.Database, source: str, first: date, last: date) -> int:

@@ -65,13 +65,18 @@ def test_expected_spend_follows_the_profile_across_midnight() -> None:
     assert quality.expected_between(240.0, night_quiet, _at(0), _at(6)) == 0.0
 
 
-def test_an_outage_needs_both_time_and_expected_spend() -> None:
+def test_an_outage_needs_time_expected_spend_and_expected_requests() -> None:
     settings = QualitySettings(outage_after="2h", outage_min_expected_usd=1.0)
     now = _at(14)
-    assert quality.outage_now("p", now, _at(13), 240.0, None, 3, settings) is None  # 1 h: too soon
-    found = quality.outage_now("p", now, _at(10), 240.0, None, 3, settings)
+    flat = [(h + 1) / 24 for h in range(24)]  # a learnt profile (here: flat)
+    assert quality.outage_now("p", now, _at(13), (240.0, 2400.0), flat, 3, settings) is None  # 1 h: too soon
+    found = quality.outage_now("p", now, _at(10), (240.0, 2400.0), flat, 3, settings)
     assert found is not None and found.started_at == _at(10) and abs(found.expected_usd - 40.0) < 0.01
-    assert quality.outage_now("p", now, _at(10), 2.0, None, 3, settings) is None  # $0.33 expected: too little
+    assert quality.outage_now("p", now, _at(10), (2.0, 2400.0), flat, 3, settings) is None  # $0.33: too little
+    assert quality.outage_now("p", now, _at(10), (240.0, 60.0), flat, 3, settings) is None  # 10 requests: chance
+    # No profile learnt yet: a quiet night cannot be told from an outage; a whole silent day can.
+    assert quality.outage_now("p", now, _at(10), (240.0, 2400.0), None, 3, settings) is None
+    assert quality.outage_now("p", now, _at(13, day=-1), (240.0, 2400.0), None, 3, settings) is not None
 
 
 def test_attribution_tells_keys_without_users_from_a_personal_proxy() -> None:
@@ -207,12 +212,12 @@ def test_logging_that_resumes_resolves_the_outage_and_keeps_the_gap_quiet(tmp_pa
     model = TrafficModel(TrafficConfig(seed=11, users=30, teams=3, days=45, now=START, inject_anomalies=False))
     with SimulatorServer(model, api_key=KEY).running() as url:
         daemon = Daemon(_settings(tmp_path, url), None, clock=lambda: START, environ={"SIM_KEY": KEY})
-        _ticks(daemon, model, START, 24, every=3)
-        stop = START + timedelta(days=1, hours=3)
-        model.stop_logging(stop)
-        _ticks(daemon, model, START + timedelta(days=1), 10)
-        model.resume_logging(START + timedelta(days=1, hours=10))
-        _ticks(daemon, model, START + timedelta(days=1, hours=10), 30, every=2)
+        _ticks(daemon, model, START, 3 * 24, every=4)  # three days of polls: the intraday profile
+        day = START + timedelta(days=3)  # Thursday 06:00
+        model.stop_logging(day + timedelta(hours=1))
+        _ticks(daemon, model, day, 8)
+        model.resume_logging(day + timedelta(hours=8))
+        _ticks(daemon, model, day + timedelta(hours=8), 30, every=3)
     data = [x for x in _sent(tmp_path) if x["alert"]["rule"] == quality.QUALITY_RULE]  # type: ignore[index]
     statuses = [x["status"] for x in data]
     assert statuses[0] == "firing" and statuses[-1] == "resolved" and statuses.count("resolved") == 1

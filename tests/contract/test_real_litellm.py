@@ -23,7 +23,8 @@ import pytest
 import sqlite_utils
 from realproxy import RealProxy, start_real_proxy
 
-from sentinel.config import SourceSettings, SyncSettings
+from sentinel import doctor
+from sentinel.config import QualitySettings, SourceSettings, SyncSettings
 from sentinel.egress import PROXY_READ_PATHS
 from sentinel.errors import AuthenticationFailed, SourceError
 from sentinel.models import Grain
@@ -308,6 +309,56 @@ def test_a_bad_key_is_a_clear_authentication_error(real_proxy: RealProxy, world:
         _sync(real_proxy, world, tmp_path / "bad.db", SyncSettings(), key="sk-not-a-real-key-0000")
     message = str(failed.value)
     assert "authentication failed" in message.lower() and "sk-not-a-real-key-0000" not in message
+
+
+def _doctor(p: RealProxy, path: Path, key: str) -> dict[str, doctor.Check]:
+    db = open_store(path)
+    source = SourceSettings(name="real", url=p.url, api_key_env="REAL_KEY", timeout_s=30)
+    with open_client(source, SyncSettings(), db, environ={"REAL_KEY": key}) as client:
+        report = doctor.diagnose(client, p.url, QualitySettings())
+    return {c.name: c for c in report.checks}
+
+
+def test_doctor_on_the_real_proxy_passes_the_viewer_key_and_names_an_unpriced_model(
+    real_proxy: RealProxy, world: World, tmp_path: Path
+) -> None:
+    # Today's traffic on a model missing from the price map, as the proxy logs it: tokens, $0.
+    model = f"{world.prefix}/unpriced-model"
+    token = hashlib.sha256(world.keys[world.users[0]].encode()).hexdigest()
+    cols = (
+        "date, api_key, model, model_group, custom_llm_provider, prompt_tokens, completion_tokens, "
+        "cache_read_input_tokens, cache_creation_input_tokens, spend, api_requests, successful_requests, "
+        "failed_requests, created_at, updated_at"
+    )
+    real_proxy.psql(
+        f'INSERT INTO "LiteLLM_DailyUserSpend" (id, user_id, {cols}) VALUES (gen_random_uuid(), '
+        f"'{world.users[0]}', '{world.today}', '{token}', '{model}', '{model}', 'custom', 1234, 56, 0, 0, 0, "
+        "2, 2, 0, now(), now())"
+    )
+    checks = _doctor(real_proxy, tmp_path / "viewer.db", world.viewer_key)
+    verdicts = {name: c.verdict for name, c in checks.items()}
+    for name in ("reachable", "clock", "database", "authentication", "key role", "read scope", "recent traffic"):
+        assert verdicts[name] == "ok", (name, checks[name])
+    assert checks["authentication"].details["user_id"] == f"{world.prefix}-viewer"
+    assert verdicts["pricing"] == "fail"
+    unpriced = checks["pricing"].details["unpriced"]
+    assert model in unpriced  # type: ignore[operator]
+    assert not {"openai/gpt-4o-mini", "azure/gpt-4o"} & set(unpriced)  # type: ignore[arg-type]
+    assert verdicts["history"] == "info" and checks["history"].details["oldest_day"] <= world.since.isoformat()
+
+
+def test_doctor_flags_the_master_key_and_refuses_an_ordinary_user_s_key(
+    real_proxy: RealProxy, world: World, tmp_path: Path
+) -> None:
+    master = _doctor(real_proxy, tmp_path / "master.db", real_proxy.master_key)
+    assert master["key role"].verdict == "warn" and "master key" in master["key role"].finding
+    assert master["read scope"].verdict == "ok"
+    ordinary = _doctor(real_proxy, tmp_path / "user.db", world.keys[world.users[1]])
+    assert ordinary["authentication"].verdict == "ok"
+    assert ordinary["key role"].verdict == "fail" and "internal_user" in ordinary["key role"].finding
+    assert ordinary["read scope"].verdict == "fail"
+    refused = " ".join(ordinary["read scope"].details["refused"])  # type: ignore[arg-type]
+    assert "users" in refused and "teams" in refused
 
 
 def test_stopping_the_proxy_mid_sync_then_starting_it_loses_nothing(
