@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import time
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
 
 from sentinel.config import SourceSettings, SyncSettings
-from sentinel.simulator import SimulatorServer, TrafficModel
+from sentinel.simulator import SimulatorServer, TrafficConfig, TrafficModel
 from sentinel.store import open_store
 from sentinel.sync import backfill, open_client
 
@@ -28,3 +29,14 @@ def sync_simulator(
     if result.error:
         raise SystemExit(f"sync failed: {result.error}")
     return db
+
+
+def big_proxy(users: int, days: int, now: datetime, path: Path) -> tuple[TrafficModel, sqlite_utils.Database]:
+    """The benchmarks' standard proxy (seed 7, a team per 20 users) with ``days`` up to ``now``
+    synced into a fresh store at ``path``; prints how long the sync took."""
+    model = TrafficModel(TrafficConfig(seed=7, users=users, teams=max(3, users // 20), days=days, now=now))
+    began = time.monotonic()
+    db = sync_simulator(model, path, now.date() - timedelta(days=days - 1), now)
+    rows = db.conn.execute("SELECT COUNT(*) FROM daily_facts").fetchone()[0]
+    print(f"{users} users x {days} days synced in {time.monotonic() - began:.1f}s ({rows:,} fact rows)")
+    return model, db

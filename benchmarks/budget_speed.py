@@ -16,13 +16,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _simsync import sync_simulator
+from _simsync import big_proxy
 
 from sentinel.budget import engine
 from sentinel.budget.specs import Policy
 from sentinel.rules.loader import RuleSet
 from sentinel.rules.schema import BudgetRule
-from sentinel.simulator import TrafficConfig, TrafficModel
 
 NOW = datetime(2026, 11, 26, 15, 30, tzinfo=UTC)
 RULES = RuleSet(
@@ -40,13 +39,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--days", type=int, default=90)
     args = parser.parse_args()
-    model = TrafficModel(
-        TrafficConfig(seed=7, users=args.users, teams=max(3, args.users // 20), days=args.days, now=NOW)
-    )
     with tempfile.TemporaryDirectory() as tmp:
-        began = time.monotonic()
-        db = sync_simulator(model, Path(tmp) / "s.db", NOW.date() - timedelta(days=args.days - 1), NOW)
-        print(f"{args.users} users x {args.days} days synced in {time.monotonic() - began:.1f}s")
+        _model, db = big_proxy(args.users, args.days, NOW, Path(tmp) / "s.db")
         for label, moment in (("first tick", NOW), ("next tick", NOW + timedelta(minutes=15))):
             began = time.monotonic()
             ctx = engine.context(db, moment)

@@ -16,12 +16,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _simsync import _KEY, _KEY_ENV, sync_simulator
+from _simsync import _KEY, _KEY_ENV, big_proxy
 
 from sentinel import doctor, quality
 from sentinel.config import QualitySettings, RetentionSettings, SourceSettings, SyncSettings
 from sentinel.reconcile import reconcile
-from sentinel.simulator import SimulatorServer, TrafficConfig, TrafficModel
+from sentinel.simulator import SimulatorServer
 from sentinel.store import retention
 from sentinel.sync import open_client
 
@@ -40,14 +40,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--days", type=int, default=400)
     args = parser.parse_args()
-    model = TrafficModel(
-        TrafficConfig(seed=7, users=args.users, teams=max(3, args.users // 20), days=args.days, now=NOW)
-    )
     with tempfile.TemporaryDirectory() as tmp:
-        began = time.monotonic()
-        db = sync_simulator(model, Path(tmp) / "s.db", NOW.date() - timedelta(days=args.days - 1), NOW)
-        rows = db.conn.execute("SELECT COUNT(*) FROM daily_facts").fetchone()[0]
-        print(f"{args.users} users x {args.days} days synced in {time.monotonic() - began:.0f}s ({rows:,} fact rows)")
+        model, db = big_proxy(args.users, args.days, NOW, Path(tmp) / "s.db")
 
         settings = QualitySettings()
         for n in range(3):

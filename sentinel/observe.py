@@ -31,8 +31,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,7 +47,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sentinel.clock import Clock, utc_now
-from sentinel.store import open_store, transaction
+from sentinel.store import open_store, read_snapshot, transaction
 from sentinel.store import outbox as outbox_store
 from sentinel.store import silences as silence_store
 from sentinel.store import state as state_store
@@ -139,22 +138,8 @@ class _Snapshot:
     digest: dict[str, Any] | None
 
 
-@contextmanager
-def _read_transaction(db: sqlite_utils.Database) -> Iterator[None]:
-    """One consistent view of the store while the daemon may be committing (WAL readers never block)."""
-    if db.conn.in_transaction:
-        yield
-        return
-    db.conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
-
-
 def _snapshot(db: sqlite_utils.Database, now: datetime, sources: Iterable[str] = ()) -> _Snapshot:
-    with _read_transaction(db):
+    with read_snapshot(db):
         names = sorted(set(sources) | set(state_store.known_sources(db)))
         firing = [
             (str(sev), str(kind or ""), int(n))

@@ -165,7 +165,8 @@ class LiteLLMClient:
         wait = state.next_action.sleep if state.next_action else 0
         log.warning("%s; retry %d in %.1fs", exc, state.attempt_number, wait)
 
-    def _fetch_once(self, path: str, params: Mapping[str, str | int] | None, decode: Callable[[bytes], T]) -> T:
+    def _send(self, path: str, params: Mapping[str, str | int] | None) -> httpx.Response:
+        """One GET, counted; a failure to get any answer is ProxyUnavailable."""
         try:
             response = self._http.get(path, params=dict(params or {}))
         except httpx.TimeoutException:
@@ -177,6 +178,10 @@ class LiteLLMClient:
         with self._lock:
             self.stats.calls += 1
             self.stats.bytes += len(response.content)
+        return response
+
+    def _fetch_once(self, path: str, params: Mapping[str, str | int] | None, decode: Callable[[bytes], T]) -> T:
+        response = self._send(path, params)
         if response.status_code >= 400:
             raise self._classify(path, response)
         try:
@@ -472,18 +477,8 @@ class LiteLLMClient:
         """One GET, no retries, for `sentinel doctor`: the answer or its classified error, and the
         proxy's clock (its Date header) against ours at the middle of the round trip."""
         sent = datetime.now(UTC)
-        try:
-            response = self._http.get(path, params=dict(params or {}))
-        except httpx.TimeoutException:
-            raise ProxyUnavailable(f"source {self.name!r}: {path} timed out", source=self.name) from None
-        except httpx.TransportError as exc:
-            raise ProxyUnavailable(
-                f"source {self.name!r}: cannot reach the proxy ({type(exc).__name__})", source=self.name
-            ) from None
+        response = self._send(path, params)
         received = datetime.now(UTC)
-        with self._lock:
-            self.stats.calls += 1
-            self.stats.bytes += len(response.content)
         server_date = None
         if response.headers.get("date"):
             from email.utils import parsedate_to_datetime

@@ -9,7 +9,7 @@ import sqlite_utils
 
 from sentinel.store.db import SCHEMA_VERSION, open_store
 
-__all__ = ["SCHEMA_VERSION", "open_store", "transaction"]
+__all__ = ["SCHEMA_VERSION", "open_store", "read_snapshot", "transaction"]
 
 
 @contextmanager
@@ -22,3 +22,18 @@ def transaction(db: sqlite_utils.Database) -> Iterator[None]:
         db.conn.execute("ROLLBACK")
         raise
     db.conn.execute("COMMIT")
+
+
+@contextmanager
+def read_snapshot(db: sqlite_utils.Database) -> Iterator[None]:
+    """One consistent view of the store across several reads, while another process may commit
+    (WAL: readers never block writers). Inside a transaction already, that one is the view."""
+    if db.conn.in_transaction:
+        yield
+        return
+    db.conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")

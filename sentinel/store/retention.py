@@ -21,8 +21,7 @@ from __future__ import annotations
 import calendar
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qsl, quote, quote_plus
@@ -32,7 +31,7 @@ import sqlite_utils
 from sentinel.config import RetentionSettings, parse_retention
 from sentinel.errors import PurgeRefused
 from sentinel.privacy import IDENTITY, UNASSIGNED, Pseudonymizer
-from sentinel.store import transaction
+from sentinel.store import read_snapshot, transaction
 
 log = logging.getLogger("sentinel.retention")
 
@@ -352,20 +351,6 @@ def _user_plan(db: sqlite_utils.Database, ids: set[str]) -> _Plan:
 
 
 # ---------------------------------------------------------------------------------------------- running
-@contextmanager
-def _snapshot(db: sqlite_utils.Database) -> Iterator[None]:
-    """One read snapshot for a dry run (WAL: a writer elsewhere does not block it)."""
-    if db.conn.in_transaction:
-        yield
-        return
-    db.conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
-
-
 def _count(db: sqlite_utils.Database, plan: _Plan) -> Counts:
     deleted = {
         d.table: int(db.conn.execute(f"SELECT COUNT(*) FROM {d.table} WHERE {d.where}", d.params).fetchone()[0])
@@ -384,7 +369,7 @@ def _apply(db: sqlite_utils.Database, plan: _Plan) -> Counts:
 
 def _run(db: sqlite_utils.Database, build: Callable[[], _Plan], dry_run: bool) -> Counts:
     if dry_run:
-        with _snapshot(db):
+        with read_snapshot(db):
             return _count(db, build())
     with transaction(db):
         return _apply(db, build())
