@@ -206,8 +206,8 @@ def attribution_check(activity: DailyActivity, threshold: float) -> Check:
         'Create keys with a user_id (POST /key/generate {"user_id": ...}) or set it on existing keys '
         "(/key/update); until then, alert per key and per team instead of per user."
     )
-    if spread.concentrated(threshold) or (spread.users <= 1 and spread.unassigned_share >= threshold):
-        if spread.top == "Unassigned" or spread.unassigned_share >= threshold:
+    if spread.concentrated(threshold):
+        if spread.unassigned_share >= threshold:
             what = f"{spread.unassigned_share:.0%} of spend comes from keys with no user_id"
         else:
             what = f"{spread.top_share:.0%} of spend is attributed to one user ({spread.top}) across {len(keys)} keys"
@@ -222,6 +222,8 @@ def attribution_check(activity: DailyActivity, threshold: float) -> Check:
             fix,
             details,
         )
+    if spread.users <= 1:
+        return Check("attribution", "info", f"all spend is one user's ({spread.top}), through one key", details=details)
     return Check(
         "attribution",
         "ok",

@@ -18,6 +18,7 @@ from sentinel import doctor
 from sentinel.cli import main
 from sentinel.config import QualitySettings, SyncSettings
 from sentinel.egress import proxy_client
+from sentinel.models import DailyActivity, FactRow, Grain
 from sentinel.simulator import Faults, SimulatorServer, TrafficConfig, TrafficModel
 from sentinel.simulator.server import Caller
 from sentinel.source.litellm import LiteLLMClient
@@ -182,3 +183,23 @@ def test_cli_exit_status_and_json(tmp_path: Path, faults: Faults, code: int) -> 
     assert table.exit_code == code
     assert ("no check failed" in table.output) is (code == 0)
     assert KEY not in result.output + table.output
+
+
+def _activity(users: dict[str, float], keys: dict[str, float]) -> DailyActivity:
+    day = NOW.date()
+    metrics = (0.0, 0, 0, 0, 0, 1, 1, 0)
+    facts = [FactRow(day, Grain.USER, u, "", (s, *metrics[1:])) for u, s in users.items()]
+    facts += [FactRow(day, Grain.KEY, k, "", (s, *metrics[1:])) for k, s in keys.items()]
+    return DailyActivity(dates=(day,), facts=tuple(facts))
+
+
+def test_attribution_tells_one_person_from_keys_that_lack_users() -> None:
+    threshold = QualitySettings().single_user_share
+    personal = doctor.attribution_check(_activity({"ann": 10.0}, {"k1": 10.0}), threshold)
+    assert personal.verdict == "info" and "one key" in personal.finding
+    shared = doctor.attribution_check(_activity({"ann": 10.0}, {"k1": 4.0, "k2": 3.0, "k3": 3.0}), threshold)
+    assert shared.verdict == "fail" and "one user (ann) across 3 keys" in shared.finding
+    keyless = doctor.attribution_check(_activity({"Unassigned": 6.0, "ann": 4.0}, {"k1": 6.0, "k2": 4.0}), threshold)
+    assert keyless.verdict == "warn" and "60% of spend comes from keys with no user_id" in keyless.finding
+    spread = doctor.attribution_check(_activity({"ann": 6.0, "bob": 4.0}, {"k1": 6.0, "k2": 4.0}), threshold)
+    assert spread.verdict == "ok"
