@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlite_utils
 from _simsync import _KEY, _KEY_ENV
 
 from sentinel import quality
@@ -31,15 +32,24 @@ START = datetime(2026, 9, 7, 0, 0, tzinfo=UTC)  # a Monday
 STEP = timedelta(minutes=30)
 
 
-def run_seed(seed: int, normal_days: int, users: int, tmp: Path) -> tuple[int, float | None, int]:
-    """(false alarms, detection delay in hours or None, polls on normal traffic) for one seed."""
+def naive_quiet(db: sqlite_utils.Database, now: datetime) -> bool:
+    """The naive rule, for comparison: the running total has not grown for outage_after (2 h)."""
+    today = now.date()
+    snaps = quality._snapshots(db, "sim", today - timedelta(days=quality.QUIET_LOOKBACK_DAYS))
+    requests = quality._day_requests(db, "sim", today - timedelta(days=quality.QUIET_LOOKBACK_DAYS), today)
+    since = quality.quiet_since(requests, snaps, today)
+    return since is not None and now - since >= timedelta(hours=2)
+
+
+def run_seed(seed: int, normal_days: int, users: int, tmp: Path) -> tuple[int, float | None, int, int]:
+    """(false alarms, detection delay in hours or None, polls on normal traffic, naive false alarms)."""
     rng = random.Random(seed)
     model = TrafficModel(TrafficConfig(seed=seed, users=users, teams=4, days=45, now=START))
     db = open_store(tmp / f"s{seed}.db")
     settings = QualitySettings()
     sync = SyncSettings()
     stop = START + timedelta(days=normal_days, hours=rng.uniform(0, 24))
-    false_alarms, first_alert, polls = 0, None, 0
+    false_alarms, first_alert, polls, naive = 0, None, 0, 0
     with SimulatorServer(model, api_key=_KEY).running() as url:
         source = SourceSettings(name="sim", url=url, api_key_env=_KEY_ENV)
         with open_client(source, sync, db, environ={_KEY_ENV: _KEY}) as client:
@@ -57,10 +67,11 @@ def run_seed(seed: int, normal_days: int, users: int, tmp: Path) -> tuple[int, f
                 if now < stop:
                     polls += 1
                     false_alarms += bool(alerts)
+                    naive += naive_quiet(db, now)
                 elif alerts and first_alert is None:
                     first_alert = now
     delay = None if first_alert is None else (first_alert - stop).total_seconds() / 3600
-    return false_alarms, delay, polls
+    return false_alarms, delay, polls, naive
 
 
 def main() -> None:
@@ -71,23 +82,29 @@ def main() -> None:
     args = parser.parse_args()
     began = time.monotonic()
     delays: list[float] = []
-    false_total = polls_total = missed = 0
+    false_total = polls_total = missed = naive_total = 0
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(1, args.seeds + 1):
-            false_alarms, delay, polls = run_seed(seed, args.normal_days, args.users, Path(tmp))
+            false_alarms, delay, polls, naive = run_seed(seed, args.normal_days, args.users, Path(tmp))
             false_total += false_alarms
+            naive_total += naive
             polls_total += polls
             if delay is None:
                 missed += 1
             else:
                 delays.append(delay)
             shown = "missed" if delay is None else f"{delay:.1f} h"
-            print(f"seed {seed:>3}: false alarms {false_alarms} in {polls} polls; outage detected after {shown}")
+            print(
+                f"seed {seed:>3}: false alarms {false_alarms} in {polls} polls (naive rule: {naive}); "
+                f"outage detected after {shown}"
+            )
     days = polls_total * STEP.total_seconds() / 86400
     print(
         f"\n{args.seeds} proxies, {days:.0f} polled days of normal traffic: {false_total} false outage alerts "
         f"({false_total / days:.3f} per day); outages detected {len(delays)}/{args.seeds}"
     )
+    rate = naive_total / days
+    print(f"the naive rule (no growth for 2 h) raised {naive_total} on the same polls ({rate:.2f} per day)")
     if delays:
         print(
             f"delay from the stop to the alert: median {statistics.median(delays):.1f} h, "
