@@ -39,7 +39,7 @@ class Grain(StrEnum):
     ENDPOINT = "endpoint"  # breakdown.endpoints ("/chat/completions", ...)
     KEY = "key"  # breakdown.api_keys (hashed token)
     MODEL_KEY = "model_key"  # breakdown.models[m].api_key_breakdown (entity=model, detail=key)
-    TEAM = "team"  # breakdown.entities of the team route (keys without a team are absent)
+    TEAM = "team"  # breakdown.entities of the team route ("Unassigned": keys without a team, if recorded)
 
 
 USER_ROUTE_GRAINS: tuple[Grain, ...] = (

@@ -192,9 +192,8 @@ def _db_totals(p: RealProxy, table: str, column: str, world: World) -> dict[tupl
         f"SELECT date, COALESCE({column}, ''), SUM(spend) FROM \"{table}\" "
         f"WHERE date BETWEEN '{world.since.isoformat()}' AND '{world.today.isoformat()}' GROUP BY 1, 2"
     )
-    # The API names the rows of keys without a user (user_id NULL or '') "Unassigned" (API.md §1.3).
-    unassigned = "Unassigned" if column == "user_id" else ""
-    return {(r[0], r[1] or unassigned): float(r[2]) for r in rows}
+    # The API names the rows without a user (or, on the team route, without a team) "Unassigned".
+    return {(r[0], r[1] or "Unassigned"): float(r[2]) for r in rows}
 
 
 def _stored_totals(db: sqlite_utils.Database, grain: Grain, world: World) -> dict[tuple[str, str], float]:
