@@ -519,4 +519,4 @@ def rules_check(app: _App, path: Path | None) -> None:
 
 # The alerting commands (evaluate, deliver, alerts, silence, notify, rules test), the digest and
 # the service (run) live in their own modules, which register their commands on `main`.
-from sentinel import cli_alerting, cli_digest, cli_purge, cli_quality, cli_run  # noqa: E402,F401
+from sentinel import cli_alerting, cli_digest, cli_purge, cli_quality, cli_report, cli_run  # noqa: E402,F401
