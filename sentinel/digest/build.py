@@ -112,22 +112,16 @@ class Share:
     def change(self) -> float:
         return self.spend - self.previous
 
-
-@dataclass(frozen=True)
-class Mover:
-    kind: str  # user | model | key
-    id: str
-    name: str
-    spend: float
-    previous: float
-
-    @property
-    def change(self) -> float:
-        return self.spend - self.previous
-
     @property
     def change_pct(self) -> float | None:
         return None if self.previous <= 0 else 100.0 * self.change / self.previous
+
+
+@dataclass(frozen=True)
+class Mover(Share):
+    """A user, model or key that moved most this week."""
+
+    kind: str = field(kw_only=True)  # user | model | key
 
 
 @dataclass(frozen=True)
@@ -377,7 +371,7 @@ def _top(rows: Iterable[Share]) -> tuple[Share, ...]:
 
 def _movers(kind: str, sums: WeekSums, inputs: Inputs) -> tuple[Mover, ...]:
     ids = set(sums.this) | set(sums.previous)
-    rows = [Mover(kind, i, _name(inputs, kind, i), sums.this.get(i, 0.0), sums.previous.get(i, 0.0)) for i in ids]
+    rows = [Mover(i, _name(inputs, kind, i), sums.this.get(i, 0.0), sums.previous.get(i, 0.0), kind=kind) for i in ids]
     rows = [r for r in rows if abs(r.change) >= 0.005]
     rows.sort(key=lambda r: (-abs(r.change), r.name))
     return tuple(rows[:TOP_MOVERS])
