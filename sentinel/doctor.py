@@ -240,7 +240,7 @@ def pricing_check(activity: DailyActivity) -> Check:
             acc[0] += f.spend
             acc[1] += f.metrics[1] + f.metrics[2]  # prompt + completion tokens
             acc[2] += f.metrics[6]  # successful requests
-    unpriced = sorted(m for m, (spend, tokens, ok) in per_model.items() if tokens > 0 and ok > 0 and abs(spend) < 1e-12)
+    unpriced = sorted(m for m, (spend, tokens, ok) in per_model.items() if quality.unpriced(spend, tokens, ok))
     if not per_model:
         return Check("pricing", "skip", "no model traffic to check")
     if unpriced:

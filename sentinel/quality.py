@@ -29,12 +29,12 @@ from sentinel.config import QualitySettings, parse_duration
 from sentinel.detect.intraday import learn_profile, share_at
 from sentinel.models import Grain
 from sentinel.notify.model import Alert
+from sentinel.privacy import UNASSIGNED
 from sentinel.rules.evaluate import fingerprint
 from sentinel.store import facts as fact_store
 from sentinel.store import state as state_store
 
 QUALITY_RULE = "sentinel-data"
-UNASSIGNED = ("", "Unassigned")
 LEVEL_DAYS = 14  # complete days whose median total is a source's usual day
 QUIET_LOOKBACK_DAYS = 14  # how far back a quiet spell is traced
 MIN_EXPECTED_REQUESTS = 20.0  # silence where fewer requests were expected proves nothing (e^-20 by chance)
@@ -99,6 +99,12 @@ def attribution_of(spend_by_user: Iterable[tuple[str, float]], keys: int) -> Att
     named = sum(1 for u, _ in rows if u not in UNASSIGNED)
     top_name = "Unassigned" if top in UNASSIGNED else top
     return Attribution(total, named, top_name, top_spend / total, unassigned / total, keys)
+
+
+def unpriced(spend: float, tokens: float, successful_requests: float) -> bool:
+    """Requests that went through and used tokens, but cost nothing: a model missing from the
+    proxy's price map (failed requests cost nothing for a good reason)."""
+    return tokens > 0 and successful_requests > 0 and abs(spend) < 1e-12
 
 
 def last_growth(snapshots: Sequence[tuple[datetime, float, int | None]]) -> datetime | None:
@@ -323,7 +329,7 @@ def unpriced_models(db: sqlite_utils.Database, source: str, first: date, last: d
     return [
         Unpriced(str(model), int(tokens), int(ok), date.fromisoformat(str(since)))
         for model, tokens, ok, spend, since in cur
-        if tokens and ok and abs(spend or 0.0) < 1e-12 and since
+        if since and unpriced(spend or 0.0, tokens or 0, ok or 0)
     ]
 
 
@@ -331,11 +337,12 @@ def user_spend(db: sqlite_utils.Database, source: str, first: date, last: date) 
     return fact_store.spend_by_entity(db, Grain.USER, first, last, source)
 
 
-def _keys_spending(db: sqlite_utils.Database, source: str, first: date, last: date) -> int:
+def _spending(db: sqlite_utils.Database, source: str, grain: Grain, first: date, last: date) -> int:
+    """How many entities of ``grain`` (keys, providers) had spend between first and last."""
     row = db.conn.execute(
-        "SELECT COUNT(DISTINCT entity_id) FROM daily_facts WHERE source = ? AND grain = 'key' AND spend > 0 "
+        "SELECT COUNT(DISTINCT entity_id) FROM daily_facts WHERE source = ? AND grain = ? AND spend > 0 "
         "AND date BETWEEN ? AND ?",
-        (source, first.isoformat(), last.isoformat()),
+        (source, grain.value, first.isoformat(), last.isoformat()),
     ).fetchone()
     return int(row[0])
 
@@ -361,15 +368,6 @@ def _level(db: sqlite_utils.Database, source: str, before: date) -> tuple[float,
         return 0.0, 0.0
     days = [by_day.get((first + timedelta(days=i)).isoformat(), (0.0, 0.0)) for i in range(LEVEL_DAYS)]
     return float(statistics.median(d[0] for d in days)), float(statistics.median(d[1] for d in days))
-
-
-def _providers(db: sqlite_utils.Database, source: str, first: date, last: date) -> int:
-    row = db.conn.execute(
-        "SELECT COUNT(DISTINCT entity_id) FROM daily_facts WHERE source = ? AND grain = 'provider' AND spend > 0 "
-        "AND date BETWEEN ? AND ?",
-        (source, first.isoformat(), last.isoformat()),
-    ).fetchone()
-    return int(row[0])
 
 
 def _snapshots(db: sqlite_utils.Database, source: str, since: date) -> list[tuple[datetime, float, int | None]]:
@@ -416,7 +414,7 @@ def assess(db: sqlite_utils.Database, settings: QualitySettings, now: datetime) 
         since = quiet_since(requests, snaps, today)
         level = _level(db, source, (since or now).date())
         profile = learn_profile(*fact_store.intraday_snapshots(db, today - timedelta(days=28), today, source))
-        providers = _providers(db, source, today - timedelta(days=LEVEL_DAYS), today)
+        providers = _spending(db, source, Grain.PROVIDER, today - timedelta(days=LEVEL_DAYS), today)
         current = outage_now(source, now, since, level, profile, providers, settings)
         open_before = [o for o in stored if o.source == source and o.ended_at is None]
         if current is not None:
@@ -435,7 +433,7 @@ def assess(db: sqlite_utils.Database, settings: QualitySettings, now: datetime) 
         if settings.unpriced_models:
             for u in unpriced_models(db, source, first, today):
                 out.alerts.append(unpriced_alert(source, u, settings.recent_days, now))
-        spread = attribution_of(user_spend(db, source, first, today), _keys_spending(db, source, first, today))
+        spread = attribution_of(user_spend(db, source, first, today), _spending(db, source, Grain.KEY, first, today))
         if spread.concentrated(settings.single_user_share):
             out.alerts.append(attribution_alert(source, spread, settings.recent_days, now))
 

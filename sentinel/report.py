@@ -26,7 +26,7 @@ from datetime import date, timedelta
 import polars as pl
 import sqlite_utils
 
-from sentinel.models import Grain
+from sentinel.models import METRIC_FIELDS, Grain
 
 DIMENSIONS = ("provider", "model", "team", "user", "key", "day", "week", "month")
 TIME_DIMENSIONS = ("day", "week", "month")
@@ -37,14 +37,8 @@ ENTITY_GRAIN = {
     "user": Grain.USER,
     "key": Grain.KEY,
 }
-COUNTERS = (
-    "spend",
-    "prompt_tokens",
-    "completion_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "api_requests",
-)
+# Every stored counter but the split of requests into successes and failures.
+COUNTERS = tuple(f for f in METRIC_FIELDS if f not in ("successful_requests", "failed_requests"))
 NO_TEAM = "(no team)"
 UNASSIGNED = "Unassigned"
 
