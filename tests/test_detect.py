@@ -7,6 +7,7 @@ and the scored days sit mid-month, away from the month-end "same day of previous
 
 from __future__ import annotations
 
+import warnings
 from datetime import date, timedelta
 
 import numpy as np
@@ -417,3 +418,18 @@ def test_same_input_gives_identical_backtest() -> None:
     first = backtest(data, day(TODAY - 2), day(TODAY))
     assert first
     assert backtest(data, day(TODAY - 2), day(TODAY)) == first
+
+
+def test_nanmedian_equals_numpys_on_rows_with_and_without_nans() -> None:
+    from sentinel.detect.baseline import nanmedian
+
+    rng = np.random.default_rng(11)
+    for shape in ((40, 9), (7, 1), (3, 56)):
+        x = rng.gamma(2.0, 10.0, shape)
+        x[rng.random(shape) < 0.4] = np.nan
+        x[0, :] = np.nan  # a row with no value at all: NaN, as numpy gives
+        for axis in (0, 1):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                expected = np.nanmedian(x, axis=axis)
+            np.testing.assert_array_equal(nanmedian(x, axis), expected)

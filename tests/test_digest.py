@@ -594,3 +594,43 @@ def test_preview_writes_a_standalone_file_with_data_images(store_path: Path, tmp
     text = runner.invoke(main, ["digest", "--db", str(store_path), "--at", NOW.isoformat()])
     assert text.exit_code == 0 and money(sql_sum(db, Grain.TOTAL, START, END)) in text.output
     assert "weekly digest, 2026-11-16 to 2026-11-22" in text.output
+
+
+def test_batched_day_points_equal_a_fit_per_day() -> None:
+    """``day_points`` fits each weekday's days together; every day's band must equal a fit of that
+    day alone (``fit_for``), for dense, sparse, newly started, stopped and spiking series."""
+    import numpy as np
+
+    from sentinel.detect.anomaly import fit_for
+    from sentinel.detect.score import score
+    from sentinel.detect.series import SeriesMatrix
+    from sentinel.digest.build import BAND_Z, day_points
+
+    rng = np.random.default_rng(5)
+    start, n = date(2026, 1, 1), 180
+    spiky = rng.gamma(5, 10, n) * (1 + (np.arange(n) % 7 < 5))
+    spiky[150] *= 20
+    shapes = {
+        "dense": rng.gamma(5, 10, n),
+        "sparse": np.where(rng.random(n) < 0.3, rng.gamma(2, 5, n), 0.0),
+        "new": np.r_[np.zeros(110), rng.gamma(5, 10, n - 110)],
+        "stopped": np.r_[rng.gamma(5, 10, 100), np.zeros(n - 100)],
+        "spiky": spiky,
+    }
+    for name, series in shapes.items():
+        matrix = SeriesMatrix(("e",), start, series[None, :])
+        points = day_points(series, start, start + timedelta(days=90), start + timedelta(days=n - 1))
+        assert len(points) == n - 90
+        for point in points:
+            alone = score(
+                fit_for(matrix, point.day), matrix.values[:, matrix.index_of(point.day)], point.day, z_limit=BAND_Z
+            )
+            for got, want in (
+                (point.expected, alone.expected[0]),
+                (point.lower, alone.lower[0]),
+                (point.upper, alone.upper[0]),
+            ):
+                if got is None:
+                    assert not np.isfinite(want), (name, point.day)
+                else:
+                    assert got == pytest.approx(float(want), rel=1e-9, abs=1e-9), (name, point.day)

@@ -25,8 +25,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+from numpy.typing import NDArray
+
 from sentinel.budget.model import BudgetStatus
-from sentinel.detect.anomaly import fit_for
+from sentinel.detect.baseline import WEEKS, fit
 from sentinel.detect.explain import provider_of
 from sentinel.detect.score import score
 from sentinel.detect.series import SeriesMatrix
@@ -36,7 +39,7 @@ from sentinel.notify.model import Alert
 BAND_Z = 3.0  # the band around the expectation: expected ± 3 spreads (a normal day falls inside it)
 TOP_MOVERS = 5
 TOP_SHARES = 8  # providers / teams shown by name; the rest are summed as "other"
-FIT_DAYS = 56  # history a day's baseline is fitted on (detect.baseline.WEEKS weeks)
+FIT_DAYS = WEEKS * 7  # history a day's baseline is fitted on (8 weeks)
 MOVER_KINDS = ("user", "model", "key")
 NO_TEAM = "(no team)"
 NO_USER = "(no user)"
@@ -319,22 +322,45 @@ def daily_points(matrix: SeriesMatrix, entity: str, end: date, weeks: int) -> tu
     """Spend per day for ``weeks`` weeks ending ``end``; each day with its baseline fitted on the
     days before it (expected and the band expected ± BAND_Z spreads)."""
     first = end - timedelta(days=weeks * 7 - 1)
-    days = [first + timedelta(days=i) for i in range(weeks * 7)]
     if entity not in matrix.entities:
-        return tuple(DayPoint(d, 0.0, None, None, None) for d in days)
-    row = matrix.entities.index(entity)
-    single = SeriesMatrix((entity,), matrix.start, matrix.values[row : row + 1])
-    out = []
-    for d in days:
-        idx = single.index_of(d)
-        spend = float(single.values[0, idx]) if 0 <= idx < single.days else 0.0
-        if idx < 1 or idx >= single.days:
-            out.append(DayPoint(d, spend, None, None, None))
+        return tuple(DayPoint(first + timedelta(days=i), 0.0, None, None, None) for i in range(weeks * 7))
+    row = matrix.values[matrix.entities.index(entity)]
+    return day_points(row, matrix.start, first, end)
+
+
+def day_points(series: NDArray[np.float64], start: date, first: date, end: date) -> tuple[DayPoint, ...]:
+    """One series (daily values from ``start``) as points ``first``..``end``: each day's spend (0
+    outside the series) and the baseline fitted on the days before it, as ``detect.anomaly.fit_for``
+    would fit it alone. The fits are batched: the days that fall on one weekday share an alignment,
+    so each weekday's days are fitted together (``fit(independent=True)``: no row lends to another),
+    seven fits instead of one per day."""
+    n_days = (end - first).days + 1
+    length = int(series.shape[0])
+    offset = (first - start).days
+    spend = [float(series[offset + i]) if 0 <= offset + i < length else 0.0 for i in range(n_days)]
+    bands: dict[int, tuple[float | None, float | None, float | None]] = {}
+    fitted = [i for i in range(n_days) if 1 <= offset + i < length]  # a day needs a day of history
+    for weekday in range(7):
+        group = [i for i in fitted if (first + timedelta(days=i)).weekday() == weekday]
+        if not group:
             continue
-        baseline = fit_for(single, d)
-        s = score(baseline, single.values[:, idx], d, z_limit=BAND_Z)
-        expected, lower, upper = (float(s.expected[0]), float(s.lower[0]), float(s.upper[0]))
-        out.append(DayPoint(d, spend, _finite(expected), _finite(lower), _finite(upper)))
+        as_of = first + timedelta(days=group[0])
+        # Each row: the FIT_DAYS before its day, zero-padded on the left (a fit reads no further back,
+        # and leading zeros are days before the series began, as they are to a fit of the shorter history).
+        history = np.zeros((len(group), FIT_DAYS))
+        for r, i in enumerate(group):
+            idx = offset + i
+            window = series[max(0, idx - FIT_DAYS) : idx]
+            history[r, FIT_DAYS - window.shape[0] :] = window
+        baseline = fit(history, as_of - timedelta(days=FIT_DAYS), as_of, independent=True)
+        observed = np.array([series[offset + i] for i in group], dtype=np.float64)
+        s = score(baseline, observed, as_of, z_limit=BAND_Z)
+        for r, i in enumerate(group):
+            bands[i] = (_finite(float(s.expected[r])), _finite(float(s.lower[r])), _finite(float(s.upper[r])))
+    out = []
+    for i in range(n_days):
+        expected, lower, upper = bands.get(i, (None, None, None))
+        out.append(DayPoint(first + timedelta(days=i), spend[i], expected, lower, upper))
     return tuple(out)
 
 
