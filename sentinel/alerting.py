@@ -17,6 +17,8 @@ import sqlite_utils
 
 from sentinel import privacy, quality
 from sentinel.budget import engine as budget_engine
+from sentinel.budget import snapshot as budget_snapshot
+from sentinel.budget.model import BudgetStatus
 from sentinel.budget.specs import Catalog, catalog, policy_from
 from sentinel.config import Settings
 from sentinel.detect.engine import DetectionData, backtest, detect_now, load
@@ -45,6 +47,8 @@ class Evaluation:
     failed_rules: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     quality: quality.Assessment | None = None  # data outages to record, with the cycle
+    # Every budget's status, when all sources were evaluated (kept for the web view, budget.snapshot).
+    budgets: list[BudgetStatus] | None = None
 
 
 @dataclass
@@ -174,6 +178,8 @@ def evaluate(
     try:
         statuses = budget_engine.statuses(db, now, policy_from(settings), rules, source=source, ctx=ctx)
         out.budget_due = budget_engine.due(db, statuses, now, ctx)
+        if source is None:
+            out.budgets = statuses
         for _status, _signal, record in out.budget_due:
             out.found.append(ev.budget_alert(record, cat_for(_str(record.get("source")))))
     except Exception as exc:
@@ -269,6 +275,8 @@ def commit(
             now=now,
         )
         budget_engine.record(db, evaluation.budget_due, now)
+        if evaluation.budgets is not None:
+            budget_snapshot.save(db, evaluation.budgets, now)
         if evaluation.quality is not None:
             quality.record_outages(db, evaluation.quality, now)
         alert_store.save(db, step.save, now)

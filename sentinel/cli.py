@@ -266,12 +266,22 @@ def simulate(
 @click.option("--days", type=int, default=90, show_default=True)
 @click.option("--users", type=int, default=60, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-def demo(db: Path | None, days: int, users: int, seed: int) -> None:
-    """Start the built-in simulator, sync its history into SQLite and show what was stored. No setup needed."""
-    from sentinel.demo import print_summary, run_demo
+@click.option(
+    "--serve/--no-serve",
+    default=None,
+    help="Keep serving the web view of the demo's data until Ctrl-C [default: when run in a terminal].",
+)
+def demo(db: Path | None, days: int, users: int, seed: int, serve: bool | None) -> None:
+    """Start the built-in simulator, sync its history into SQLite and show what was stored, then the
+    URL of the web view over it (served until Ctrl-C in a terminal). No setup needed."""
+    from sentinel.cli_web import demo_web
+    from sentinel.demo import example_rules, print_summary, run_demo
 
     summary = run_demo(db=db, days=days, users=users, seed=seed)
     print_summary(summary, out)
+    demo_web(
+        summary.db_path, serve=sys.stdout.isatty() if serve is None else serve, kept=db is not None, rules=example_rules
+    )
 
 
 def _anomaly_table(records: Sequence[Mapping[str, Any]], title: str, aliases: dict[str, dict[str, str]]) -> Table:
@@ -517,6 +527,6 @@ def rules_check(app: _App, path: Path | None) -> None:
     out.print(f"{len(found.files)} file(s), {len(found)} rule(s) ({kinds}): all valid")
 
 
-# The alerting commands (evaluate, deliver, alerts, silence, notify, rules test), the digest and
-# the service (run) live in their own modules, which register their commands on `main`.
-from sentinel import cli_alerting, cli_digest, cli_purge, cli_quality, cli_report, cli_run  # noqa: E402,F401
+# The alerting commands (evaluate, deliver, alerts, silence, notify, rules test), the digest, the
+# service (run) and the web view (web) live in their own modules, which register their commands on `main`.
+from sentinel import cli_alerting, cli_digest, cli_purge, cli_quality, cli_report, cli_run, cli_web  # noqa: E402,F401

@@ -26,7 +26,8 @@ def run(app: _App, once: bool) -> None:
     what is due every deliver_every. SIGHUP reloads the config and the rules (a bad one keeps the
     old, and raises an operator alert); SIGTERM or Ctrl-C finishes the step, delivers what is due
     for up to shutdown_grace, and exits 0. With [daemon] metrics_port, /metrics and /healthz are
-    served on 127.0.0.1.
+    served on 127.0.0.1, and with [daemon] web = true the read-only web view too (changes to those
+    settings take a restart).
 
     Exit status of --once: 0, or 1 if a source, a rule or a delivery failed.
     """
@@ -49,7 +50,16 @@ def run(app: _App, once: bool) -> None:
     if d.metrics_port:
         from sentinel.observe import HealthServer
 
-        server = HealthServer(app.settings.store.resolved_path(), d.metrics_host, d.metrics_port, daemon.healthy)
+        web = None
+        if d.web:
+            from sentinel.web import WebApp, prepare_store
+
+            prepare_store(app.settings.store.resolved_path())  # its indexes, built once (seconds on a big store)
+            # The running rules (they reload on SIGHUP) evaluate budgets only until a tick has kept them.
+            web = WebApp.from_settings(app.settings, lambda: daemon.reloader.rules)
+        server = HealthServer(
+            app.settings.store.resolved_path(), d.metrics_host, d.metrics_port, daemon.healthy, web=web
+        )
         try:
             server.start()
         except OSError as exc:
@@ -57,6 +67,8 @@ def run(app: _App, once: bool) -> None:
                 f"daemon.metrics_port: cannot listen on {d.metrics_host}:{d.metrics_port}: {exc}"
             ) from None
         log.info("serving /metrics and /healthz on http://%s:%d", d.metrics_host, server.port)
+        if web is not None:
+            log.info("serving the web view on http://%s:%d/", d.metrics_host, server.port)
     try:
         code = daemon.run_forever(flags)
     finally:

@@ -403,12 +403,49 @@ class DaemonSettings(_Section):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     shutdown_grace: str = "5s"  # on SIGTERM, deliver what is due for at most this long
+    # The read-only web view (spend, drill-downs, anomalies, budgets) on metrics_port as well.
+    # Basic auth when web_user is set, with the password from an env var or a credential file;
+    # it covers the web pages, not /metrics and /healthz (scrapers and health checks stay as they are).
+    web: bool = False
+    web_user: str | None = Field(default=None, min_length=1)
+    web_password_env: str | None = None
+    web_password_credential: str | None = None
 
     @field_validator("poll_every", "poll_jitter", "deliver_every", "source_stale_after", "shutdown_grace")
     @classmethod
     def _durations(cls, value: str) -> str:
         parse_duration(value)
         return value
+
+    @field_validator("web_user")
+    @classmethod
+    def _no_colon(cls, value: str | None) -> str | None:
+        if value is not None and ":" in value:
+            raise ValueError("a basic-auth user name cannot contain ':'")
+        return value
+
+    @model_validator(mode="after")
+    def _web(self) -> DaemonSettings:
+        if self.web and not self.metrics_port:
+            raise ValueError(
+                "web = true serves the web view on metrics_port, which is 0 (off): set metrics_port (e.g. 9464)"
+            )
+        has_password = bool(self.web_password_env or self.web_password_credential)
+        if self.web_password_env and self.web_password_credential:
+            raise ValueError("set only one of web_password_env or web_password_credential")
+        if self.web_user and not has_password:
+            raise ValueError("web_user needs a password: set web_password_env or web_password_credential")
+        if has_password and not self.web_user:
+            raise ValueError("a web password needs web_user")
+        return self
+
+    def web_password(self, environ: dict[str, str] | None = None) -> SecretStr | None:
+        """The web view's basic-auth password (None: no basic auth); read now, so a rotated one is used."""
+        if not self.web_user:
+            return None
+        return read_secret(
+            self.web_password_env, self.web_password_credential, "[daemon]", "daemon.web_password", environ
+        )
 
 
 class QualitySettings(_Section):

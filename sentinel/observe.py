@@ -34,9 +34,10 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import sqlite_utils
@@ -51,6 +52,9 @@ from sentinel.store import open_store, read_snapshot, transaction
 from sentinel.store import outbox as outbox_store
 from sentinel.store import silences as silence_store
 from sentinel.store import state as state_store
+
+if TYPE_CHECKING:
+    from sentinel.web import WebApp
 
 log = logging.getLogger("sentinel.observe")
 
@@ -398,10 +402,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], store_path: Path, healthy: Health, clock: Clock) -> None:
+    def __init__(
+        self, address: tuple[str, int], store_path: Path, healthy: Health, clock: Clock, web: WebApp | None = None
+    ) -> None:
         self.store_path = store_path
         self.healthy = healthy
         self.clock = clock
+        self.web = web
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -422,8 +429,43 @@ class _Handler(BaseHTTPRequestHandler):
             self._metrics()
         elif path == "/healthz":
             self._healthz()
+        elif self.server.web is not None:
+            self._web()
         else:
             self._answer(404, b"not found\n")
+
+    def _other(self) -> None:
+        """Any other method: the web view's answer (405: it is read-only; HEAD: a GET without its
+        body); /metrics and /healthz, and everything when the view is off, answer as before."""
+        if self.server.web is None or urlsplit(self.path).path in ("/metrics", "/healthz"):
+            self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command!r})")
+            return
+        self._web()
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other
+
+    def _web(self) -> None:
+        web = self.server.web
+        assert web is not None
+        parts = urlsplit(self.path)
+        db: sqlite_utils.Database | None = None
+        try:
+            db = open_store(self.server.store_path)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            response = web.handle(self.command, parts.path, parts.query, headers, db, self.server.clock())
+        except Exception as exc:  # a locked, missing or broken store: say so, keep serving
+            log.warning("%s %s: cannot answer: %s", self.command, parts.path, exc)
+            self._answer(500, f"cannot read the store: {exc}\n".encode())
+            return
+        finally:
+            if db is not None:
+                db.conn.close()
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
 
     def _metrics(self) -> None:
         db: sqlite_utils.Database | None = None
@@ -466,10 +508,12 @@ def _no_verdict() -> tuple[bool, str]:
 
 
 class HealthServer:
-    """``GET /metrics`` and ``GET /healthz`` on ``host:port`` (port 0: a free one, see :attr:`port`).
+    """``GET /metrics`` and ``GET /healthz`` on ``host:port`` (port 0: a free one, see :attr:`port`),
+    and with ``web`` the read-only web view (``sentinel.web``) on every other path.
 
-    Each scrape opens its own connection to the store (SQLite connections stay in their thread);
-    ``healthy`` is the daemon's verdict for /healthz: (ok, reason); without one, /healthz says ok."""
+    Each request opens its own connection to the store (SQLite connections stay in their thread);
+    ``healthy`` is the daemon's verdict for /healthz: (ok, reason); without one, /healthz says ok.
+    The web view's basic auth (if any) covers its pages, not /metrics and /healthz."""
 
     def __init__(
         self,
@@ -479,9 +523,11 @@ class HealthServer:
         healthy: Health | None = None,
         *,
         clock: Clock = utc_now,
+        web: WebApp | None = None,
     ) -> None:
         self.store_path = Path(store_path)
         self.healthy: Health = healthy or _no_verdict
+        self.web = web
         self.host = host
         self.requested_port = port
         self.clock = clock
@@ -504,13 +550,13 @@ class HealthServer:
         """Bind and serve in a daemon thread; OSError if the address cannot be bound."""
         if self._server is not None:
             return
-        server = _Server((self.host, self.requested_port), self.store_path, self.healthy, self.clock)
+        server = _Server((self.host, self.requested_port), self.store_path, self.healthy, self.clock, self.web)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.5}, name="sentinel-http", daemon=True
         )
         self._thread.start()
-        log.debug("serving /metrics and /healthz on %s", self.url)
+        log.debug("serving /metrics and /healthz%s on %s", " and the web view" if self.web else "", self.url)
 
     def stop(self) -> None:
         """Stop serving and close the socket (waits for the serving loop, at most about a second)."""

@@ -1,6 +1,7 @@
 """`sentinel run` as a real process, supervised the way systemd does it: a datagram socket stands in
-for systemd's notify socket. It starts and says READY; SIGHUP with a broken rule file keeps the old
-rules working and raises an operator alert; SIGTERM makes it exit 0 within 5 s with nothing lost."""
+for systemd's notify socket. It starts and says READY, serving /metrics, /healthz and the web view;
+SIGHUP with a broken rule file keeps the old rules working and raises an operator alert; SIGTERM
+makes it exit 0 within 5 s with nothing lost."""
 
 from __future__ import annotations
 
@@ -70,12 +71,12 @@ def test_run_reloads_on_sighup_keeps_good_rules_and_stops_on_sigterm(tmp_path: P
             f'[store]\npath = "{tmp_path / "s.db"}"\n[rules]\npath = "{rules}"\n'
             "[budgets]\nproxy_budgets = false\n"
             '[daemon]\npoll_every = "2s"\npoll_jitter = "0s"\ndeliver_every = "1s"\ninitial_backfill_days = 10\n'
-            f"metrics_port = {port}\n"
+            f'metrics_port = {port}\nweb = true\nweb_user = "finops"\nweb_password_env = "WEB_PW"\n'
             '[route]\nreceiver = "log"\ngroup_interval = "1s"\n'
             f'[[receivers]]\ntype = "jsonl"\nname = "log"\npath = "{alerts}"\n'
             f'[[sources]]\nname = "sim"\nurl = "{url}"\napi_key_env = "SIM_KEY"\n'
         )
-        env = {**os.environ, "SIM_KEY": KEY, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+        env = {**os.environ, "SIM_KEY": KEY, "WEB_PW": "pw", "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
         daemon = subprocess.Popen(
             [sys.executable, "-m", "sentinel", "-c", str(config), "run"],
             env=env,
@@ -92,6 +93,10 @@ def test_run_reloads_on_sighup_keeps_good_rules_and_stops_on_sigterm(tmp_path: P
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
             assert 'sentinel_source_up{source="sim"} 1.0' in metrics
             assert 'sentinel_alerts_firing{kind="threshold",severity="warning"} 1.0' in metrics
+            # The web view on the same port, behind basic auth (scrapes and health checks stay open).
+            assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 401
+            page = httpx.get(f"http://127.0.0.1:{port}/", auth=("finops", "pw"), timeout=5)
+            assert page.status_code == 200 and 'id="total-spend"' in page.text
 
             (rules / "limits.toml").write_text(RULES.replace("0.01", "-1"))
             daemon.send_signal(signal.SIGHUP)

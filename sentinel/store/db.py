@@ -266,8 +266,24 @@ _V6 = """
         ) WITHOUT ROWID;
 """
 
+_V7 = """
+        -- Every budget as the last alerting cycle over all sources evaluated it (budget.snapshot):
+        -- what the web view shows, without evaluating thousands of forecasts for each page.
+        CREATE TABLE budget_statuses (
+            budget_id TEXT PRIMARY KEY,
+            entity_type TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,               -- exceeded | at_risk | soft_exceeded | ok
+            pct_used REAL,
+            evaluated_at TEXT NOT NULL,
+            status TEXT NOT NULL               -- JSON: what `sentinel budgets --format json` prints per budget
+        ) WITHOUT ROWID;
+        CREATE INDEX budget_statuses_entity ON budget_statuses (entity_type, entity_id);
+"""
+
 # Each entry is one schema version's SQL; append, never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
