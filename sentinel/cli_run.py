@@ -52,7 +52,12 @@ def run(app: _App, once: bool) -> None:
 
         web = None
         if d.web:
-            from sentinel.web import WebApp, prepare_store
+            from sentinel.web import WebApp, is_loopback, prepare_store
+
+            if d.web_user is None and not is_loopback(d.metrics_host):
+                log.warning(
+                    "the web view on %s has no basic auth: whoever reaches it can read the spend", d.metrics_host
+                )
 
             prepare_store(app.settings.store.resolved_path())  # its indexes, built once (seconds on a big store)
             # The running rules (they reload on SIGHUP) evaluate budgets only until a tick has kept them.

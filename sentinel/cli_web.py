@@ -5,7 +5,6 @@ Thin like the rest of the CLI: the view is ``sentinel.web``, served by ``observe
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import threading
 from collections.abc import Callable
@@ -20,15 +19,6 @@ from sentinel.clock import Clock, fixed, utc_now
 from sentinel.errors import ConfigError
 from sentinel.observe import HealthServer
 from sentinel.rules.loader import RuleSet
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve_until_interrupted(server: HealthServer) -> None:
@@ -88,7 +78,7 @@ def web(app: _App, host: str, port: int, now_iso: str | None, rules: Path | None
     reads by are added to it (seconds on a big store); no data is ever written. With [daemon]
     web_user set in the config, pages ask for that user and its password (basic auth).
     """
-    from sentinel.web import WebApp
+    from sentinel.web import WebApp, is_loopback
 
     path = db or app.settings.store.resolved_path()
     if not path.is_file():
@@ -104,7 +94,7 @@ def web(app: _App, host: str, port: int, now_iso: str | None, rules: Path | None
         clock = fixed(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
     _prepare(path)  # migrate and index now, not on the first page
     view = WebApp.from_settings(app.settings, _rules_once(lambda: app.rules(rules)))
-    if view.username is None and not _loopback(host):
+    if view.username is None and not is_loopback(host):
         err.print(f"[yellow]warning:[/] serving on {host} without basic auth: whoever reaches it can read the spend")
     server = HealthServer(path, host, port, clock=clock, web=view)
     try:

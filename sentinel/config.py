@@ -440,7 +440,8 @@ class DaemonSettings(_Section):
         return self
 
     def web_password(self, environ: dict[str, str] | None = None) -> SecretStr | None:
-        """The web view's basic-auth password (None: no basic auth); read now, so a rotated one is used."""
+        """The web view's basic-auth password (None: no basic auth), read now: the view reads it when
+        it starts, so a rotated password takes a restart."""
         if not self.web_user:
             return None
         return read_secret(

@@ -48,7 +48,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sentinel.clock import Clock, utc_now
-from sentinel.store import open_store, read_snapshot, transaction
+from sentinel.store import open_reader, open_store, read_snapshot, transaction
 from sentinel.store import outbox as outbox_store
 from sentinel.store import silences as silence_store
 from sentinel.store import state as state_store
@@ -448,11 +448,14 @@ class _Handler(BaseHTTPRequestHandler):
         web = self.server.web
         assert web is not None
         parts = urlsplit(self.path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
         db: sqlite_utils.Database | None = None
         try:
-            db = open_store(self.server.store_path)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            response = web.handle(self.command, parts.path, parts.query, headers, db, self.server.clock())
+            # Credentials first; then a read-only connection: a page can create, migrate or change nothing.
+            response = web.challenge(self.command, headers, self.server.clock())
+            if response is None:
+                db = open_reader(self.server.store_path)
+                response = web.handle(self.command, parts.path, parts.query, headers, db, self.server.clock())
         except Exception as exc:  # a locked, missing or broken store: say so, keep serving
             log.warning("%s %s: cannot answer: %s", self.command, parts.path, exc)
             self._answer(500, f"cannot read the store: {exc}\n".encode())

@@ -145,6 +145,16 @@ def decorate(db: sqlite_utils.Database, alice: str = "alice", bob: str = "bob") 
         budget_signals.record(db, f"rule/monthly/user/{bob}", next_window, ["forecast"], RECENT, 70.0, None)
         budget_signals.record(db, f"proxy/sim/user/{alice}x", next_window, ["threshold:50"], RECENT, 9.0, None)
         budget_signals.record(db, "proxy/sim/team/t-1/limits/0", "2026-02-01T00:00:00+00:00", ["soft"], OLD, 5.0, None)
+        # The kept budget evaluation (the web view's): alice's and her key's rows go, bob's stays.
+        for budget, etype, eid in (
+            (f"proxy/sim/user/{alice}", "user", alice),
+            (f"proxy/sim/key/{alice_key}", "key", alice_key),
+            (f"rule/monthly/user/{bob}", "user", bob),
+        ):
+            db.conn.execute(
+                "INSERT INTO budget_statuses VALUES (?, ?, ?, ?, 'ok', 10.0, ?, '{}')",
+                (budget, etype, eid, eid, RECENT.isoformat()),
+            )
         for period, receiver, state in (
             ("2026-03-02T09:00:00+00:00", "mail", "sent"),
             ("2026-03-09T09:00:00+00:00", "mail", "failed"),
@@ -346,6 +356,10 @@ def _user_rows(db: sqlite_utils.Database, user: str) -> dict[str, int]:
         "budget_signals": sum(
             b.endswith(f"/user/{user}") or ("/key/" in b and b.rsplit("/", 1)[1] in keys)
             for (b,) in q("SELECT budget_id FROM budget_signals")
+        ),
+        "budget_statuses": sum(
+            (t == "user" and e == user) or (t == "key" and e in keys)
+            for t, e in q("SELECT entity_type, entity_id FROM budget_statuses")
         ),
     }
 

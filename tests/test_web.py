@@ -123,9 +123,11 @@ def _copy_of(store_path: Path, copy: Path) -> sqlite_utils.Database:
     return open_store(copy)
 
 
-def get(db: sqlite_utils.Database, path: str, app: WebApp | None = None, method: str = "GET") -> Response:
+def get(
+    db: sqlite_utils.Database, path: str, app: WebApp | None = None, method: str = "GET", now: datetime = NOW
+) -> Response:
     route, _, query = path.partition("?")
-    return (app or WebApp()).handle(method, route, query, {}, db, NOW)
+    return (app or WebApp()).handle(method, route, query, {}, db, now)
 
 
 def text(response: Response) -> str:
@@ -150,6 +152,14 @@ def rows(html: str) -> dict[str, float]:
         r'<tr data-kind="[^"]*" data-id="([^"]*)">.*?class="num spend"><span data-value="([-0-9.]+)"', html
     )
     return {ident.replace("&amp;", "&"): float(spend) for ident, spend in found}
+
+
+def previous_rows(html: str) -> dict[str, float]:
+    """data-id -> "the period before" of a contributor table (the fourth column)."""
+    found = re.findall(
+        r'<tr data-kind="[^"]*" data-id="([^"]*)">(?:.*?<td class="num">){2}<span data-value="([-0-9.]+)"', html
+    )
+    return {ident.replace("&amp;", "&"): float(before) for ident, before in found}
 
 
 def spend(db: sqlite_utils.Database, grain: Grain, entity: str, first: date, last: date) -> float:
@@ -177,6 +187,8 @@ def test_overview_totals_are_the_stores_sums(db: sqlite_utils.Database, days: in
     else:  # 90 days of a 70-day store: nothing before them to compare with, which is not "$0, +100 %"
         assert re.search(r'id="previous-spend" class="muted">not stored<', html)
         assert re.search(r'id="change" class="muted">n/a<', html)
+        assert set(previous_rows(section(html, "providers"))) == set()  # n/a, not $0 with +100 %
+        assert "the thin grey line" not in html
     assert value(html, "today-spend") == pytest.approx(spend(db, Grain.TOTAL, "", TODAY, TODAY), abs=1e-5)
     # One row per day in the table under the chart, and the providers add up to the total.
     assert len(re.findall(r'<tr data-date="', html)) == days
@@ -271,6 +283,39 @@ def test_a_model_page_by_its_encoded_id(db: sqlite_utils.Database) -> None:
     assert text(get(db, f"/model/{model}?days=90")) == html
 
 
+def test_a_models_period_before_counts_keys_that_spent_only_then(store_path: Path, tmp_path: Path) -> None:
+    """A key that used the model in the period before and not since still counts in that period's
+    column, for the key and for its owner."""
+    db = _copy_of(store_path, tmp_path / "copy.db")
+    p = period_for(30, NOW)
+    model, (owner, key) = "azure/gpt-4o", _some_user_and_key(db)
+    day = p.previous_first.isoformat()
+    with transaction(db):
+        db.conn.execute(
+            "DELETE FROM daily_facts WHERE grain = 'model_key' AND entity_id = ? AND detail_id = ? AND date >= ?",
+            (model, key, p.first.isoformat()),
+        )
+        db.conn.execute(
+            "INSERT OR REPLACE INTO daily_facts VALUES ('sim', 'model_key', ?, ?, ?, 100, 0, 0, 0, 0, 1, 1, 0)",
+            (day, model, key),
+        )
+    html = text(get(db, f"/model/{quote(model, safe='')}"))
+    keys_before = previous_rows(section(html, "keys"))
+
+    def stored(*keys: str) -> float:
+        sql = (
+            "SELECT total(spend) FROM daily_facts WHERE grain = 'model_key' AND entity_id = ? AND date BETWEEN ? AND ?"
+        )
+        if keys:
+            sql += f" AND detail_id IN ({','.join('?' * len(keys))})"
+        return float(db.conn.execute(sql, (model, day, p.previous_last.isoformat(), *keys)).fetchone()[0])
+
+    assert stored(key) >= 100.0 and keys_before[key] == pytest.approx(stored(key), abs=1e-5)
+    assert sum(keys_before.values()) == pytest.approx(stored(), abs=1e-4)
+    assert previous_rows(section(html, "users"))[owner] >= 100.0
+    db.conn.close()
+
+
 def test_a_key_page_names_its_owner_team_and_models(db: sqlite_utils.Database) -> None:
     user, key = _some_user_and_key(db)
     team = db.conn.execute("SELECT team_id FROM keys WHERE token = ?", (key,)).fetchone()[0]
@@ -334,10 +379,27 @@ def test_without_a_kept_evaluation_budgets_are_evaluated_for_the_page(store_path
     db = _copy_of(store_path, tmp_path / "copy.db")
     with transaction(db):
         db.conn.execute("DELETE FROM budget_statuses")
+        db.conn.execute("DELETE FROM budget_evaluation")
     expected = {s.spec.budget_id for s in budget_engine.statuses(db, NOW, Policy(), RuleSet.empty())}
     html = text(get(db, "/budgets"))
     listed = set(re.findall(r'data-budget-id="([^"]+)"', html))
     assert listed == expected and "Evaluated for this page" in html
+    db.conn.close()
+
+
+def test_a_kept_evaluation_counts_when_it_found_no_budget_and_not_when_it_is_later(
+    store_path: Path, tmp_path: Path
+) -> None:
+    from sentinel.budget import snapshot
+
+    db = _copy_of(store_path, tmp_path / "copy.db")
+    with transaction(db):
+        snapshot.save(db, [], NOW - timedelta(hours=1))  # a cycle that found no budget at all
+    html = text(get(db, "/budgets"))
+    assert "As evaluated by the last alerting cycle" in html and "data-budget-id" not in html
+    # Viewing the store as of before that cycle (`sentinel web --now`): its evaluation is the future.
+    earlier = get(db, "/budgets", now=NOW - timedelta(days=2))
+    assert "Evaluated for this page" in text(earlier)
     db.conn.close()
 
 
@@ -351,6 +413,7 @@ def test_a_store_no_alerting_cycle_has_run_on_says_so(store_path: Path, tmp_path
     assert 'id="no-anomalies"' in html and 'id="no-alerting"' not in html
     with transaction(db):
         db.conn.execute("DELETE FROM budget_statuses")
+        db.conn.execute("DELETE FROM budget_evaluation")
     html = text(get(db, "/anomalies"))
     assert 'id="no-alerting"' in html and "sentinel evaluate" in html and 'id="no-anomalies"' not in html
     db.conn.close()
@@ -453,6 +516,37 @@ def test_basic_auth_over_http_leaves_metrics_and_healthz_open(store_path: Path) 
         assert client.get("/", auth=("finops", "pw")).status_code == 200
         assert client.get("/metrics").status_code == 200
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_served_page_opens_the_store_read_only_and_only_once_signed_in(store_path: Path, tmp_path: Path) -> None:
+    """A stranger's request is refused before the store is opened; a signed-in one reads through a
+    read-only connection, so a page can neither create a missing store nor change one."""
+    app = WebApp(username="finops", password=SecretStr("pw"))
+    missing = tmp_path / "none" / "s.db"
+    with HealthServer(missing, clock=fixed(NOW), web=app) as server, httpx.Client(base_url=server.url) as client:
+        assert client.get("/").status_code == 401
+        failed = client.get("/", auth=("finops", "pw"))
+        assert failed.status_code == 500 and str(tmp_path) not in failed.text
+    assert not missing.parent.exists()
+    user = _user(store_path)
+
+    def files() -> list[bytes]:  # the store and its write-ahead log, where a write would land first
+        found = [p.read_bytes() for p in (store_path, store_path.with_name(store_path.name + "-wal")) if p.exists()]
+        return [content for content in found if content]  # a reader may leave an empty log behind
+
+    before = files()
+    with HealthServer(store_path, clock=fixed(NOW), web=WebApp()) as server, httpx.Client(base_url=server.url) as c:
+        for page in ("/", "/anomalies", "/budgets", f"/user/{quote(user, safe='')}"):
+            assert c.get(page).status_code == 200
+    assert files() == before
+
+
+def _user(store_path: Path) -> str:
+    db = open_store(store_path)
+    try:
+        return _some_user_and_key(db)[0]
+    finally:
+        db.conn.close()
 
 
 def test_without_the_web_view_the_server_is_as_before(store_path: Path) -> None:
@@ -582,4 +676,4 @@ def test_the_entity_reads_use_the_indexes(db: sqlite_utils.Database) -> None:
     )
     assert by_index == pytest.approx(stored)
     some = sorted(stored)[:3]
-    assert queries.user_spend(db, some, first, last) == pytest.approx({u: stored[u] for u in some})
+    assert queries.user_spend(db, srcs, some, first, last) == pytest.approx({u: stored[u] for u in some})

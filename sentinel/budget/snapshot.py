@@ -44,6 +44,7 @@ def save(db: sqlite_utils.Database, statuses: Iterable[BudgetStatus], now: datet
             )
         )
     db.conn.execute("DELETE FROM budget_statuses")
+    db.conn.execute("INSERT OR REPLACE INTO budget_evaluation (id, evaluated_at) VALUES (1, ?)", (stamp,))
     db.conn.executemany(
         "INSERT OR REPLACE INTO budget_statuses (budget_id, entity_type, entity_id, name, state, pct_used, "
         "evaluated_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -53,7 +54,7 @@ def save(db: sqlite_utils.Database, statuses: Iterable[BudgetStatus], now: datet
 
 def evaluated_at(db: sqlite_utils.Database) -> datetime | None:
     """When the kept evaluation was made (None: no cycle has kept one)."""
-    row = db.conn.execute("SELECT MAX(evaluated_at) FROM budget_statuses").fetchone()
+    row = db.conn.execute("SELECT evaluated_at FROM budget_evaluation WHERE id = 1").fetchone()
     if row is None or not row[0]:
         return None
     at = datetime.fromisoformat(str(row[0]))

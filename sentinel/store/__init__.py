@@ -7,9 +7,9 @@ from contextlib import contextmanager
 
 import sqlite_utils
 
-from sentinel.store.db import SCHEMA_VERSION, open_store
+from sentinel.store.db import SCHEMA_VERSION, open_reader, open_store
 
-__all__ = ["SCHEMA_VERSION", "open_store", "read_snapshot", "transaction"]
+__all__ = ["SCHEMA_VERSION", "open_reader", "open_store", "read_snapshot", "transaction"]
 
 
 @contextmanager

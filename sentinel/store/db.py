@@ -280,6 +280,11 @@ _V7 = """
             status TEXT NOT NULL               -- JSON: what `sentinel budgets --format json` prints per budget
         ) WITHOUT ROWID;
         CREATE INDEX budget_statuses_entity ON budget_statuses (entity_type, entity_id);
+        -- When that cycle ran (one row; kept apart so that a cycle that found no budget still counts).
+        CREATE TABLE budget_evaluation (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            evaluated_at TEXT NOT NULL
+        );
 """
 
 # Each entry is one schema version's SQL; append, never edit a shipped one.
@@ -302,6 +307,28 @@ def open_store(path: Path | str) -> sqlite_utils.Database:
         _migrate(conn, target)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the store {target}: {exc}") from None
+    return sqlite_utils.Database(conn)
+
+
+def open_reader(path: Path | str) -> sqlite_utils.Database:
+    """Open an existing, migrated store read-only (a reader serving others: it can create, migrate
+    or change nothing). StoreError if it is missing or of another schema version."""
+    target = Path(path)
+    try:
+        conn = sqlite3.connect(
+            f"{target.resolve().as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            timeout=30.0,
+            check_same_thread=False,
+        )
+        conn.execute("PRAGMA query_only=ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the store: {exc}") from None
+    if version != SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(f"the store has schema version {version}, not {SCHEMA_VERSION}: open it with Sentinel first")
     return sqlite_utils.Database(conn)
 
 

@@ -145,6 +145,14 @@ def _in_list(column: str, values: Iterable[object]) -> tuple[str, tuple[object, 
     return f"{column} IN (SELECT value FROM json_each(?))", (json.dumps(sorted(set(values), key=str)),)
 
 
+def _budget_statuses(ids: Iterable[str], tokens: Iterable[str]) -> _Delete:
+    """The kept evaluation's rows of the user's and their keys' budgets (what the web view shows)."""
+    users, user_params = _in_list("entity_id", ids)
+    keys, key_params = _in_list("entity_id", tokens)
+    where = f"(entity_type = 'user' AND {users}) OR (entity_type = 'key' AND {keys})"
+    return _Delete("budget_statuses", where, (*user_params, *key_params))
+
+
 def _in_pairs(first: str, second: str, pairs: Iterable[tuple[str, str]]) -> tuple[str, tuple[object, ...]]:
     return (
         f"({first}, {second}) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
@@ -340,6 +348,7 @@ def _user_plan(db: sqlite_utils.Database, ids: set[str]) -> _Plan:
             _Delete("route_groups", *_in_pairs("receiver", "group_key", groups)),
             _signals(signals),
             _Delete("audit_log", *_in_list("id", audit)),
+            _budget_statuses(ids, tokens),
         ),
         (
             _Update(
@@ -416,7 +425,8 @@ def purge_user(
     rows of the key); alerts about the user or one of those keys (``entity_type``/``entity_id``
     labels) with every outbox message about them, the delivery attempts of only those messages or
     of a route group named after the user or a key, and those route groups; the signals of the
-    user's and the keys' budgets; audit rows of requests whose query string named the user.
+    user's and the keys' budgets, and their rows of the kept budget evaluation; audit rows of
+    requests whose query string named the user.
     Rewritten: teams (the user leaves ``members`` and ``admins``) and fitted user and key
     baselines (the user's and keys' series go; the rest is kept).
 

@@ -6,6 +6,7 @@ user, model and key, anomaly alerts and budgets, as server-rendered HTML with in
 and ``charts`` draws the SVG. ``observe.HealthServer`` serves it next to /metrics and /healthz.
 """
 
+import ipaddress
 import logging
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from sentinel.store import open_store
 from sentinel.web import queries
 from sentinel.web.app import Response, WebApp, handle
 
-__all__ = ["Response", "WebApp", "handle", "prepare_store"]
+__all__ = ["Response", "WebApp", "handle", "is_loopback", "prepare_store"]
 
 log = logging.getLogger("sentinel.web")
 
@@ -34,3 +35,13 @@ def prepare_store(path: Path) -> float | None:
     level = logging.INFO if seconds >= 1 else logging.DEBUG  # a small store's (the demo's) is not news
     log.log(level, "built the web view's indexes (%s) in %.1f s", ", ".join(built), seconds)
     return seconds
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host`` (else a view without basic auth is open to others)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

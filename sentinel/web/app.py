@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, unquote
 import sqlite_utils
 from pydantic import SecretStr
 
+from sentinel import privacy
 from sentinel.budget import snapshot
 from sentinel.budget.specs import Policy, policy_from
 from sentinel.config import Settings
@@ -108,9 +109,17 @@ class WebApp:
         settings: Settings, rules: Callable[[], RuleSet] = RuleSet.empty, environ: dict[str, str] | None = None
     ) -> WebApp:
         """The view as [daemon] configures it: basic auth with web_user and its password (read now:
-        ConfigError if it cannot be), budgets evaluated with [budgets] when none is kept."""
+        ConfigError if it cannot be), budgets evaluated with [budgets] and the rules (their user ids
+        pseudonymized as [privacy] stores them) when none is kept."""
         d = settings.daemon
-        return WebApp(username=d.web_user, password=d.web_password(environ), policy=policy_from(settings), rules=rules)
+        transform = privacy.from_settings(settings.privacy, environ)
+
+        def stored_rules() -> RuleSet:  # as the alerting cycle reads them: naming users as the store does
+            return privacy.rules_for(rules(), transform)
+
+        return WebApp(
+            username=d.web_user, password=d.web_password(environ), policy=policy_from(settings), rules=stored_rules
+        )
 
     # ------------------------------------------------------------------------------------ the entry
     def handle(
@@ -125,13 +134,9 @@ class WebApp:
         """Answer one request. ``path`` is the raw (still percent-encoded) path, ``query`` the raw
         query string, ``headers`` the request headers (any case)."""
         verb = method.upper()
-        if not self._authorized(headers):
-            return self._page(
-                401,
-                pages.error(401, "Sign in", "This Sentinel web view needs a user name and password.", now),
-                verb,
-                (("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"'),),
-            )
+        refused = self.challenge(verb, headers, now)
+        if refused is not None:
+            return refused
         if verb not in ALLOWED:
             body = pages.error(405, "Method not allowed", "This view is read-only: only GET and HEAD.", now)
             return self._page(405, body, "GET", (("Allow", ", ".join(ALLOWED)),))
@@ -150,6 +155,18 @@ class WebApp:
             log.warning("web view: cannot read the store: %s", exc)
             status, body = 500, pages.error(500, "Cannot read the store", str(exc), now)
         return self._page(status, body, verb)
+
+    def challenge(self, method: str, headers: Mapping[str, str], now: datetime) -> Response | None:
+        """The 401 answer to a request without the right credentials (None: let it in). The server
+        asks this before it opens the store, so a stranger's request touches nothing."""
+        if self._authorized(headers):
+            return None
+        return self._page(
+            401,
+            pages.error(401, "Sign in", "This Sentinel web view needs a user name and password.", now),
+            method.upper(),
+            (("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"'),),
+        )
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
         if self.username is None or self.password is None:
@@ -206,7 +223,7 @@ class WebApp:
         """The evaluation the last alerting cycle kept; else every budget evaluated now, and reused
         for a few minutes while the store does not change (it takes seconds on a big proxy)."""
         kept_at = snapshot.evaluated_at(store)
-        if kept_at is not None:
+        if kept_at is not None and kept_at <= now:  # a later one (a view of the past: --now) would be the future
             return data.Budgets(kept_at, now, db=store)
         key: tuple[Any, ...] = (
             _store_file(store),

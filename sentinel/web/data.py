@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
+from sentinel import privacy
 from sentinel.budget import engine as budget_engine
 from sentinel.budget import snapshot
 from sentinel.budget.specs import Policy
@@ -36,7 +37,7 @@ PERIODS = (30, 90, 400)
 DEFAULT_DAYS = 30
 TOP = 10  # rows of each of the overview's tables
 ROWS = 50  # rows of a drill-down's contributor table (the rest are counted)
-UNASSIGNED = "Unassigned"  # the proxy's user (and team) for keys without one
+UNASSIGNED = privacy.UNASSIGNED[-1]  # the proxy's name for the user (and team) of keys without one
 KINDS = ("team", "user", "model", "key")  # the entities with a page
 GRAINS = {"team": Grain.TEAM, "user": Grain.USER, "model": Grain.MODEL, "key": Grain.KEY}
 STATE_ORDER = ("exceeded", "at_risk", "soft_exceeded", "ok")
@@ -335,7 +336,7 @@ def overview(db: sqlite_utils.Database, now: datetime, days: int, budgets: Budge
             teams.sort(key=lambda r: (-r.spend, -(r.previous or 0.0), r.id))
         users_this = queries.spend_by_entity(db, srcs, Grain.USER, p.first, p.last)
         top_users = sorted(users_this.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]
-        users_prev = queries.user_spend(db, [u for u, _s in top_users], p.previous_first, p.previous_last)
+        users_prev = queries.user_spend(db, srcs, [u for u, _s in top_users], p.previous_first, p.previous_last)
         users = [Row("user", u, aliases.of("user", u), s, users_prev.get(u, 0.0)) for u, s in top_users if s >= 0.005]
         models = _rows("model", *both(Grain.MODEL), lambda _i: "")
         firing = db.conn.execute(
@@ -349,7 +350,17 @@ def overview(db: sqlite_utils.Database, now: datetime, days: int, budgets: Budge
         Section("users", "Top users", tuple(users), totals.spend, max(len(users_this) - len(users), 0)),
         _section("models", "Top models", models, totals.spend, TOP),
     )
-    return Overview(p, totals, points, sections, int(firing), budget_counts, budgets_as_of)
+    return Overview(
+        p, totals, points, sections_compared(sections, totals, p), int(firing), budget_counts, budgets_as_of
+    )
+
+
+def sections_compared(sections: Iterable[Section], totals: Totals, p: Period) -> tuple[Section, ...]:
+    """The sections as shown: without the period before when the store holds none of it (every row
+    would read $0 then, and every change +100 %)."""
+    if totals.before_stored(p.previous_first, p.previous_last) != "none":
+        return tuple(sections)
+    return tuple(replace(s, rows=tuple(replace(r, previous=None) for r in s.rows)) for s in sections)
 
 
 # ------------------------------------------------------------------------------------ drill-downs
@@ -365,7 +376,7 @@ class _Keys:
         """The keys of a user or a team ("Unassigned": the keys without one), or the key itself."""
         if kind in ("user", "team"):
             links = self.owner if kind == "user" else self.team
-            if ident == UNASSIGNED:
+            if ident in privacy.UNASSIGNED:
                 return sorted(k for k in self.all if k not in links)
             return sorted(k for k, v in links.items() if v == ident)
         return [ident] if kind == "key" else []
@@ -475,7 +486,7 @@ def entity(
         totals=totals,
         points=points,
         facts=facts,
-        sections=sections,
+        sections=sections_compared(sections, totals, p),
         anomalies=anomaly_rows,
         budgets=mine,
     )
@@ -486,15 +497,15 @@ def _model_keys(
 ) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
     """Spend per (model, key) of the entity in the period and the period before: a model's over
     every key; a team's, user's or key's over its keys and every model."""
-    if kind == "model":
-        this = queries.model_key_spend(db, [ident], p.first, p.last)
-        # The period before, for the keys that can be shown (reading every key's again costs as much).
-        ranked = sorted((k for (_m, k), s in this.items() if s > 0), key=lambda k: (-this[(ident, k)], k))
-        return this, queries.model_key_spend(db, [ident], p.previous_first, p.previous_last, ranked[: ROWS * 4])
+    if kind == "model":  # every key of the model, in both periods (a key may have spent in one only)
+        return (
+            queries.model_key_spend(db, srcs, [ident], p.first, p.last),
+            queries.model_key_spend(db, srcs, [ident], p.previous_first, p.previous_last),
+        )
     models = queries.models(db, srcs, p.previous_first, p.last)
     return (
-        queries.model_key_spend(db, models, p.first, p.last, own_keys),
-        queries.model_key_spend(db, models, p.previous_first, p.previous_last, own_keys),
+        queries.model_key_spend(db, srcs, models, p.first, p.last, own_keys),
+        queries.model_key_spend(db, srcs, models, p.previous_first, p.previous_last, own_keys),
     )
 
 
@@ -585,7 +596,10 @@ _ANOMALY_SQL = (
 def _moment(text: object) -> datetime | None:
     if not isinstance(text, str) or not text:
         return None
-    moment = datetime.fromisoformat(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:  # a hand-edited or foreign row: shown without the moment, not a broken page
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

@@ -116,8 +116,8 @@ def spend_by_entity(
     if grain == Grain.USER and (last - first).days + 1 > LONG_PERIOD_DAYS:
         rows = db.conn.execute(
             "SELECT entity_id, total(spend) FROM daily_facts INDEXED BY daily_facts_user_days "
-            "WHERE grain = 'user' AND date BETWEEN ? AND ? GROUP BY entity_id",
-            (first.isoformat(), last.isoformat()),
+            f"WHERE grain = 'user' AND date BETWEEN ? AND ? AND source IN ({_marks(srcs)}) GROUP BY entity_id",
+            (first.isoformat(), last.isoformat(), *srcs),
         )
     else:
         rows = db.conn.execute(
@@ -128,14 +128,17 @@ def spend_by_entity(
     return {str(e): float(s) for e, s in rows}
 
 
-def user_spend(db: sqlite_utils.Database, users: Sequence[str], first: date, last: date) -> dict[str, float]:
+def user_spend(
+    db: sqlite_utils.Database, srcs: Sequence[str], users: Sequence[str], first: date, last: date
+) -> dict[str, float]:
     """Spend of the listed users over first..last (a range of the user index per user)."""
     out: dict[str, float] = {}
-    for batch in _batches(list(users)):
+    for batch in _batches(list(users)) if srcs else ():
         rows = db.conn.execute(
             "SELECT entity_id, total(spend) FROM daily_facts INDEXED BY daily_facts_user_days "
-            f"WHERE grain = 'user' AND entity_id IN ({_marks(batch)}) AND date BETWEEN ? AND ? GROUP BY entity_id",
-            (*batch, first.isoformat(), last.isoformat()),
+            f"WHERE grain = 'user' AND entity_id IN ({_marks(batch)}) AND date BETWEEN ? AND ? "
+            f"AND source IN ({_marks(srcs)}) GROUP BY entity_id",
+            (*batch, first.isoformat(), last.isoformat(), *srcs),
         )
         out.update({str(e): float(s) for e, s in rows})
     return out
@@ -154,14 +157,19 @@ def models(db: sqlite_utils.Database, srcs: Sequence[str], first: date, last: da
 
 
 def model_key_spend(
-    db: sqlite_utils.Database, models_: Sequence[str], first: date, last: date, keys: Sequence[str] | None = None
+    db: sqlite_utils.Database,
+    srcs: Sequence[str],
+    models_: Sequence[str],
+    first: date,
+    last: date,
+    keys: Sequence[str] | None = None,
 ) -> dict[tuple[str, str], float]:
     """(model, key) -> spend over first..last, for the listed models and (if given) only the listed
     keys: ranges of the model x key index, one per model and key."""
     out: dict[tuple[str, str], float] = {}
-    if not models_ or (keys is not None and not keys):
+    if not srcs or not models_ or (keys is not None and not keys):
         return out
-    span = (first.isoformat(), last.isoformat())
+    span = (first.isoformat(), last.isoformat(), *srcs)
     for model_batch in _batches(list(models_)):
         if keys is None:
             statements = [
@@ -181,7 +189,8 @@ def model_key_spend(
         for where, params in statements:
             rows = db.conn.execute(
                 "SELECT entity_id, detail_id, total(spend) FROM daily_facts INDEXED BY daily_facts_model_key "
-                f"WHERE grain = 'model_key' AND {where} AND date BETWEEN ? AND ? GROUP BY entity_id, detail_id",
+                f"WHERE grain = 'model_key' AND {where} AND date BETWEEN ? AND ? AND source IN ({_marks(srcs)}) "
+                "GROUP BY entity_id, detail_id",
                 (*params, *span),
             )
             for model, key, spend in rows:
@@ -191,15 +200,16 @@ def model_key_spend(
 
 def has_facts(db: sqlite_utils.Database, srcs: Sequence[str], grain: Grain, entity: str) -> bool:
     """Whether any spend of this entity is stored (for the small grains, and users by their index)."""
-    if grain == Grain.USER:
-        sql = "SELECT 1 FROM daily_facts INDEXED BY daily_facts_user_days WHERE grain = 'user' AND entity_id = ?"
-        return db.conn.execute(sql + " LIMIT 1", (entity,)).fetchone() is not None
-    if grain == Grain.MODEL:
-        sql = "SELECT 1 FROM daily_facts INDEXED BY daily_facts_model_key WHERE grain = 'model_key' AND entity_id = ?"
-        if db.conn.execute(sql + " LIMIT 1", (entity,)).fetchone() is not None:
-            return True
     if not srcs:
         return False
+    within = f"AND source IN ({_marks(srcs)}) LIMIT 1"
+    if grain == Grain.USER:
+        sql = "SELECT 1 FROM daily_facts INDEXED BY daily_facts_user_days WHERE grain = 'user' AND entity_id = ? "
+        return db.conn.execute(sql + within, (entity, *srcs)).fetchone() is not None
+    if grain == Grain.MODEL:
+        sql = "SELECT 1 FROM daily_facts INDEXED BY daily_facts_model_key WHERE grain = 'model_key' AND entity_id = ? "
+        if db.conn.execute(sql + within, (entity, *srcs)).fetchone() is not None:
+            return True
     row = db.conn.execute(
         f"SELECT 1 FROM daily_facts WHERE source IN ({_marks(srcs)}) AND grain = ? AND entity_id = ? LIMIT 1",
         (*srcs, grain.value, entity),
