@@ -497,16 +497,10 @@ def _model_keys(
 ) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
     """Spend per (model, key) of the entity in the period and the period before: a model's over
     every key; a team's, user's or key's over its keys and every model."""
+    period = (p.previous_first, p.first, p.last)
     if kind == "model":  # every key of the model, in both periods (a key may have spent in one only)
-        return (
-            queries.model_key_spend(db, srcs, [ident], p.first, p.last),
-            queries.model_key_spend(db, srcs, [ident], p.previous_first, p.previous_last),
-        )
-    models = queries.models(db, srcs, p.previous_first, p.last)
-    return (
-        queries.model_key_spend(db, srcs, models, p.first, p.last, own_keys),
-        queries.model_key_spend(db, srcs, models, p.previous_first, p.previous_last, own_keys),
-    )
+        return queries.model_key_spend(db, srcs, [ident], period)
+    return queries.model_key_spend(db, srcs, queries.models(db, srcs, p.previous_first, p.last), period, own_keys)
 
 
 _CHILDREN: dict[str, tuple[tuple[str, str], ...]] = {

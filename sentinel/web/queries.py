@@ -160,24 +160,21 @@ def model_key_spend(
     db: sqlite_utils.Database,
     srcs: Sequence[str],
     models_: Sequence[str],
-    first: date,
-    last: date,
+    period: tuple[date, date, date],
     keys: Sequence[str] | None = None,
-) -> dict[tuple[str, str], float]:
-    """(model, key) -> spend over first..last, for the listed models and (if given) only the listed
-    keys: ranges of the model x key index, one per model and key."""
-    out: dict[tuple[str, str], float] = {}
+) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """(model, key) -> spend over a period and over the period before it, for the listed models and
+    (if given) only the listed keys. ``period`` is (the first day before, the first day, the last
+    day). One pass over a range of the model x key index per model (and key) serves both periods:
+    reading them apart would walk each model's entries twice."""
+    this: dict[tuple[str, str], float] = {}
+    before: dict[tuple[str, str], float] = {}
     if not srcs or not models_ or (keys is not None and not keys):
-        return out
-    span = (first.isoformat(), last.isoformat(), *srcs)
+        return this, before
+    previous_first, first, last = period
     for model_batch in _batches(list(models_)):
         if keys is None:
-            statements = [
-                (
-                    f"entity_id IN ({_marks(model_batch)})",
-                    (*model_batch,),
-                )
-            ]
+            statements = [(f"entity_id IN ({_marks(model_batch)})", (*model_batch,))]
         else:
             statements = [
                 (
@@ -188,14 +185,20 @@ def model_key_spend(
             ]
         for where, params in statements:
             rows = db.conn.execute(
-                "SELECT entity_id, detail_id, total(spend) FROM daily_facts INDEXED BY daily_facts_model_key "
+                # Grouped in the index's order (no sort), each period summed apart.
+                "SELECT entity_id, detail_id, total(CASE WHEN date >= ?1 THEN spend END), "
+                "total(CASE WHEN date < ?1 THEN spend END), max(date >= ?1), min(date >= ?1) "
+                "FROM daily_facts INDEXED BY daily_facts_model_key "
                 f"WHERE grain = 'model_key' AND {where} AND date BETWEEN ? AND ? AND source IN ({_marks(srcs)}) "
                 "GROUP BY entity_id, detail_id",
-                (*params, *span),
+                (first.isoformat(), *params, previous_first.isoformat(), last.isoformat(), *srcs),
             )
-            for model, key, spend in rows:
-                out[(str(model), str(key))] = float(spend)
-    return out
+            for model, key, spend, spend_before, has_this, only_this in rows:
+                if has_this:
+                    this[(str(model), str(key))] = float(spend)
+                if not only_this:
+                    before[(str(model), str(key))] = float(spend_before)
+    return this, before
 
 
 def has_facts(db: sqlite_utils.Database, srcs: Sequence[str], grain: Grain, entity: str) -> bool:
