@@ -54,6 +54,11 @@ class BudgetSpec:
         return 100.0 * self.spent / self.limit
 
 
+# A budget's states, worst first: the order every list of budgets is sorted and counted in.
+STATES = ("exceeded", "at_risk", "soft_exceeded", "ok")
+STATE_RANK = {state: rank for rank, state in enumerate(STATES)}
+
+
 @dataclass(frozen=True)
 class BudgetStatus:
     spec: BudgetSpec

@@ -9,9 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from sentinel.budget.evaluate import forecast_record
-from sentinel.budget.model import BudgetStatus
+from sentinel.budget.model import STATE_RANK, BudgetStatus
 
-_STATE_ORDER = {"exceeded": 0, "at_risk": 1, "soft_exceeded": 2, "ok": 3}
 _STATE_LABEL = {"exceeded": "exceeded", "at_risk": "at risk", "soft_exceeded": "soft over", "ok": "ok"}
 _STATE_STYLE = {"exceeded": "bold red", "at_risk": "red", "soft_exceeded": "yellow", "ok": "green"}
 
@@ -22,7 +21,7 @@ def _eta_key(s: BudgetStatus) -> float:
 
 
 SORTS: dict[str, Callable[[BudgetStatus], tuple[object, ...]]] = {
-    "state": lambda s: (_STATE_ORDER[s.state], -(s.spec.pct_used or 0.0), s.spec.display),
+    "state": lambda s: (STATE_RANK[s.state], -(s.spec.pct_used or 0.0), s.spec.display),
     "used": lambda s: (-(s.spec.pct_used or 0.0), s.spec.display),
     "spent": lambda s: (-s.spec.spent, s.spec.display),
     "limit": lambda s: (-(s.spec.limit or 0.0), s.spec.display),

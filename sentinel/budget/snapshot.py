@@ -16,10 +16,9 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-from sentinel.budget.model import BudgetStatus
+from sentinel.budget.model import STATES, BudgetStatus
 from sentinel.budget.report import to_json
 
-STATES = ("exceeded", "at_risk", "soft_exceeded", "ok")  # worst first
 _RANK = "CASE state " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(STATES)) + " ELSE 9 END"
 _ORDER = f"{_RANK}, COALESCE(pct_used, 0) DESC, entity_type, name, budget_id"
 _BATCH = 400

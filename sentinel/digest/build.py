@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-from sentinel.budget.model import BudgetStatus
+from sentinel.budget.model import STATE_RANK, STATES, BudgetStatus
 from sentinel.detect.baseline import WEEKS, fit
 from sentinel.detect.explain import provider_of
 from sentinel.detect.score import score
@@ -43,7 +43,6 @@ FIT_DAYS = WEEKS * 7  # history a day's baseline is fitted on (8 weeks)
 MOVER_KINDS = ("user", "model", "key")
 NO_TEAM = "(no team)"
 NO_USER = "(no user)"
-_STATE_ORDER = {"exceeded": 0, "at_risk": 1, "soft_exceeded": 2, "ok": 3}
 
 
 # ----------------------------------------------------------------------------------------- inputs
@@ -102,12 +101,9 @@ class DayPoint:
     upper: float | None
 
 
-@dataclass(frozen=True)
-class Share:
-    """One provider, team or user: spend this week and the week before."""
+class Compared:
+    """Spend against the period before (the ``spend`` and ``previous`` of the dataclass it is mixed into)."""
 
-    id: str
-    name: str
     spend: float
     previous: float
 
@@ -118,6 +114,16 @@ class Share:
     @property
     def change_pct(self) -> float | None:
         return None if self.previous <= 0 else 100.0 * self.change / self.previous
+
+
+@dataclass(frozen=True)
+class Share(Compared):
+    """One provider, team or user: spend this week and the week before."""
+
+    id: str
+    name: str
+    spend: float
+    previous: float
 
 
 @dataclass(frozen=True)
@@ -209,7 +215,7 @@ class Digest:
         return sum(a.impact_usd for a in self.anomalies)
 
     def budget_counts(self) -> dict[str, int]:
-        out = dict.fromkeys(_STATE_ORDER, 0)
+        out = dict.fromkeys(STATES, 0)
         for b in self.budgets:
             out[b.state] += 1
         return out
@@ -527,5 +533,5 @@ def budget_lines(statuses: Iterable[BudgetStatus], now: datetime) -> list[Budget
                 note=s.note,
             )
         )
-    out.sort(key=lambda b: (_STATE_ORDER.get(b.state, 9), -(b.pct_used or 0.0), b.entity_type, b.name))
+    out.sort(key=lambda b: (STATE_RANK.get(b.state, 9), -(b.pct_used or 0.0), b.entity_type, b.name))
     return out

@@ -59,16 +59,24 @@ def known_teams(db: sqlite_utils.Database) -> dict[str, str]:
     return out
 
 
-def ownership(db: sqlite_utils.Database) -> tuple[dict[str, str], dict[str, str], dict[str, frozenset[str]]]:
-    """(key -> owner user, key -> team, team -> its users: listed members, users naming the team,
-    and owners of its keys)."""
+def key_links(db: sqlite_utils.Database) -> tuple[dict[str, str], dict[str, str], frozenset[str]]:
+    """(key -> owner user, key -> team, every key): the keys without an owner or a team are only in the last."""
     key_owner: dict[str, str] = {}
     key_team: dict[str, str] = {}
+    every = set()
     for token, user_id, team_id in db.conn.execute("SELECT token, user_id, team_id FROM keys"):
+        every.add(str(token))
         if user_id:
             key_owner[str(token)] = str(user_id)
         if team_id:
             key_team[str(token)] = str(team_id)
+    return key_owner, key_team, frozenset(every)
+
+
+def ownership(db: sqlite_utils.Database) -> tuple[dict[str, str], dict[str, str], dict[str, frozenset[str]]]:
+    """(key -> owner user, key -> team, team -> its users: listed members, users naming the team,
+    and owners of its keys)."""
+    key_owner, key_team, _every = key_links(db)
     members: dict[str, set[str]] = {}
     for team_id, listed in db.conn.execute("SELECT team_id, members FROM teams"):
         members.setdefault(str(team_id), set()).update(str(u) for u in json.loads(listed or "[]"))

@@ -19,6 +19,7 @@ from typing import Any
 import jinja2
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, PlainTextObject, SectionBlock
 
+from sentinel.budget.model import STATES
 from sentinel.digest.build import AnomalyLine, BudgetLine, Digest, Mover, Share
 from sentinel.notify.render import duration, money, signed_money
 
@@ -116,7 +117,7 @@ def budget_line(b: BudgetLine) -> str:
 
 def budget_summary(digest: Digest) -> str:
     counts = digest.budget_counts()
-    parts = [f"{counts[s]} {STATE_LABEL[s]}" for s in ("exceeded", "at_risk", "soft_exceeded", "ok")]
+    parts = [f"{counts[s]} {STATE_LABEL[s]}" for s in STATES]
     return f"{len(digest.budgets)} budgets: " + ", ".join(parts)
 
 

@@ -37,6 +37,7 @@ from pydantic import SecretStr
 
 from sentinel import privacy
 from sentinel.budget import snapshot
+from sentinel.budget.model import STATES
 from sentinel.budget.specs import Policy, policy_from
 from sentinel.config import Settings
 from sentinel.digest.build import BudgetLine
@@ -60,7 +61,7 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 ALLOWED = ("GET", "HEAD")
 REALM = "Sentinel"
 ANOMALY_STATES = ("all", "firing", "resolved")
-BUDGET_STATES = ("all", *data.STATE_ORDER)
+BUDGET_STATES = ("all", *STATES)
 _CACHE_MINUTES = 10  # budgets evaluated for a page (no kept evaluation) are reused this long
 
 

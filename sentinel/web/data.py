@@ -23,10 +23,11 @@ import sqlite_utils
 from sentinel import privacy
 from sentinel.budget import engine as budget_engine
 from sentinel.budget import snapshot
+from sentinel.budget.model import STATES
 from sentinel.budget.specs import Policy
 from sentinel.detect.explain import provider_of
-from sentinel.digest.build import FIT_DAYS, NO_TEAM, BudgetLine, DayPoint, budget_lines, day_points
-from sentinel.digest.data import known_teams
+from sentinel.digest.build import FIT_DAYS, NO_TEAM, BudgetLine, Compared, DayPoint, budget_lines, day_points
+from sentinel.digest.data import key_links, known_teams
 from sentinel.models import Grain
 from sentinel.rules.loader import RuleSet
 from sentinel.store import entities as entity_store
@@ -40,7 +41,6 @@ ROWS = 50  # rows of a drill-down's contributor table (the rest are counted)
 UNASSIGNED = privacy.UNASSIGNED[-1]  # the proxy's name for the user (and team) of keys without one
 KINDS = ("team", "user", "model", "key")  # the entities with a page
 GRAINS = {"team": Grain.TEAM, "user": Grain.USER, "model": Grain.MODEL, "key": Grain.KEY}
-STATE_ORDER = ("exceeded", "at_risk", "soft_exceeded", "ok")
 
 
 # ----------------------------------------------------------------------------------------- values
@@ -102,7 +102,7 @@ class Section:
 
 
 @dataclass(frozen=True)
-class Totals:
+class Totals(Compared):
     spend: float
     previous: float
     today: float  # today so far
@@ -114,14 +114,6 @@ class Totals:
         if self.stored_from is None or self.stored_from > last:
             return "none"
         return "some" if self.stored_from > first else "all"
-
-    @property
-    def change(self) -> float:
-        return self.spend - self.previous
-
-    @property
-    def change_pct(self) -> float | None:
-        return None if self.previous <= 0 else 100.0 * self.change / self.previous
 
 
 @dataclass(frozen=True)
@@ -196,7 +188,7 @@ class AnomalyList:
 @dataclass(frozen=True)
 class BudgetList:
     rows: BudgetRows  # those of this page
-    state: str  # all, or one of STATE_ORDER
+    state: str  # all, or one of budget.model.STATES
     counts: Mapping[str, int]  # budgets per state
     page: int  # from 1
     pages: int
@@ -222,7 +214,7 @@ class Budgets:
         self.as_of = as_of
         self.now = now  # the runway of a kept budget is counted from here
         self.db = db  # the store holding the kept evaluation; None: ``lines`` were evaluated for the page
-        self.lines = _order(lines)
+        self.lines = tuple(lines)  # worst first, as digest.build.budget_lines orders them
 
     @property
     def basis(self) -> str:
@@ -231,7 +223,7 @@ class Budgets:
     def counts(self) -> dict[str, int]:
         if self.db is not None:
             return snapshot.counts(self.db)
-        out = dict.fromkeys(STATE_ORDER, 0)
+        out = dict.fromkeys(STATES, 0)
         for b in self.lines:
             out[b.state] = out.get(b.state, 0) + 1
         return out
@@ -383,16 +375,7 @@ class _Keys:
 
 
 def _keys(db: sqlite_utils.Database) -> _Keys:
-    owner: dict[str, str] = {}
-    team: dict[str, str] = {}
-    every = set()
-    for token, user_id, team_id in db.conn.execute("SELECT token, user_id, team_id FROM keys"):
-        every.add(str(token))
-        if user_id:
-            owner[str(token)] = str(user_id)
-        if team_id:
-            team[str(token)] = str(team_id)
-    return _Keys(owner, team, frozenset(every))
+    return _Keys(*key_links(db))
 
 
 def members(db: sqlite_utils.Database, team: str, keys: _Keys) -> frozenset[str]:
@@ -675,11 +658,6 @@ def line_from_json(doc: Mapping[str, Any], now: datetime) -> BudgetLine:
         state=str(doc.get("state", "ok")),
         note=str(doc["note"]) if doc.get("note") else None,
     )
-
-
-def _order(lines: Iterable[BudgetLine]) -> tuple[BudgetLine, ...]:
-    rank = {s: i for i, s in enumerate(STATE_ORDER)}
-    return tuple(sorted(lines, key=lambda b: (rank.get(b.state, 9), -(b.pct_used or 0.0), b.entity_type, b.name)))
 
 
 def evaluate_budgets(db: sqlite_utils.Database, now: datetime, policy: Policy, rules: RuleSet) -> list[BudgetLine]:
